@@ -1,0 +1,196 @@
+//! The command line: the top-level parser, the flag groups several commands
+//! share, and the nc-style spellings (`netsmith -l -p 8080`,
+//! `netsmith -u host 53`) rewritten to their commands.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::net::{Family, Resolve};
+use crate::session;
+
+const AFTER_HELP: &str = "\
+Exit status: 0 success; 1 the network said no (refused, unreachable, reset, timed out,
+no reply, no such host); 2 bad input or a local refusal (malformed address, port that
+cannot be bound, missing file or privilege); 130 interrupted.
+
+nc style also works: `netsmith -l -p 8080` listens, `netsmith HOST PORT` connects.";
+
+/// netsmith: talk to ports, run small servers, on TCP, UDP and Unix sockets.
+#[derive(Debug, Parser)]
+#[command(name = "netsmith", version, after_help = AFTER_HELP, propagate_version = true)]
+pub struct Cli {
+    /// Say more on stderr: -v connections and state changes, -vv debug, -vvv trace.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// Say less: errors only, no "listening on" line. Give it before the
+    /// command; after `connect`/`listen`, `-q` is nc's quit-after-EOF.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Connect to a port: stdin to the socket, the socket to stdout.
+    Connect(crate::connect::ConnectArgs),
+    /// Wait for a client and pipe it to stdin/stdout (-k: many clients).
+    Listen(crate::listen::ListenArgs),
+}
+
+/// `-4`, `-6`, `-n`.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct FamilyArgs {
+    /// Use IPv4 only.
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    pub ipv4: bool,
+    /// Use IPv6 only.
+    #[arg(short = '6')]
+    pub ipv6: bool,
+    /// Numeric addresses only: never look up a name.
+    #[arg(short = 'n', long = "numeric")]
+    pub numeric: bool,
+}
+
+impl FamilyArgs {
+    /// The resolution rules these flags ask for.
+    pub fn resolve(self) -> Resolve {
+        let family = match (self.ipv4, self.ipv6) {
+            (true, _) => Family::V4,
+            (_, true) => Family::V6,
+            _ => Family::Any,
+        };
+        Resolve {
+            family,
+            numeric: self.numeric,
+        }
+    }
+}
+
+/// The stream-session flags shared by `connect` and `listen`.
+#[derive(Debug, Args, Clone)]
+pub struct SessionArgs {
+    /// Quit this long after EOF on stdin, even if the peer has not closed (nc -q).
+    #[arg(short = 'q', value_name = "DUR", value_parser = duration)]
+    pub quit_after_eof: Option<Duration>,
+    /// Shut down the write side at EOF on stdin: the default, accepted for OpenBSD nc.
+    #[arg(short = 'N')]
+    pub shutdown: bool,
+    /// Leave the write side open at EOF on stdin.
+    #[arg(long, conflicts_with = "shutdown")]
+    pub no_shutdown: bool,
+    /// Send TEXT instead of reading stdin (then half-close as at stdin EOF).
+    #[arg(long, value_name = "TEXT", conflicts_with = "recv_only")]
+    pub send: Option<String>,
+    /// Only receive: never read stdin, never shut down the write side.
+    #[arg(long, conflicts_with = "send_only")]
+    pub recv_only: bool,
+    /// Only send: discard what arrives (still waits for the peer to close).
+    #[arg(long)]
+    pub send_only: bool,
+    /// Send LF as CRLF (for line protocols such as SMTP or HTTP).
+    #[arg(short = 'C', long)]
+    pub crlf: bool,
+    /// Close a connection after this long with no data either way.
+    #[arg(short = 'i', long = "idle-timeout", value_name = "DUR", value_parser = duration)]
+    pub idle_timeout: Option<Duration>,
+    /// Hexdump both directions on stderr (`>` sent, `<` received).
+    #[arg(long)]
+    pub hex: bool,
+}
+
+impl SessionArgs {
+    /// The session policy these flags ask for.
+    pub fn options(&self) -> session::Options {
+        session::Options {
+            send: !self.recv_only,
+            recv: !self.send_only,
+            shutdown_on_eof: !self.no_shutdown,
+            quit_after_eof: self.quit_after_eof,
+            idle: self.idle_timeout,
+            crlf: self.crlf,
+            hex: self.hex,
+            label_hex: false,
+        }
+    }
+
+    /// Whether stdin is read at all.
+    pub fn reads_stdin(&self) -> bool {
+        !self.recv_only && self.send.is_none()
+    }
+}
+
+/// clap value parser for durations (`250ms`, `2s`, bare seconds).
+pub fn duration(text: &str) -> Result<Duration, String> {
+    crate::duration::parse(text)
+}
+
+const COMMANDS: &[&str] = &["connect", "listen", "help"];
+
+/// Rewrites nc-style command lines: with no command named, `-l` (alone or in
+/// a cluster such as `-lvp`) means `listen`, anything else `connect`.
+pub fn nc_style(args: Vec<OsString>) -> Vec<OsString> {
+    let named = args
+        .iter()
+        .skip(1)
+        .any(|a| a.to_str().is_some_and(|s| COMMANDS.contains(&s)));
+    let top_level_only = args.len() <= 2
+        && args
+            .get(1)
+            .and_then(|a| a.to_str())
+            .is_none_or(|s| matches!(s, "-h" | "--help" | "-V" | "--version") || !s.starts_with('-'));
+    if named || top_level_only {
+        return args;
+    }
+    let listen = args.iter().skip(1).any(|a| {
+        a.to_str().is_some_and(|s| {
+            s == "--listen"
+                || (s.starts_with('-') && !s.starts_with("--") && s[1..].chars().all(|c| c.is_ascii_alphanumeric()) && s.contains('l'))
+        })
+    });
+    let mut out = Vec::with_capacity(args.len() + 1);
+    let mut iter = args.into_iter();
+    out.extend(iter.next());
+    out.push(OsString::from(if listen { "listen" } else { "connect" }));
+    out.extend(iter);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn os(args: &[&str]) -> Vec<OsString> {
+        args.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn nc_style_lines_become_commands() {
+        assert_eq!(nc_style(os(&["n", "-l", "-p", "80"])), os(&["n", "listen", "-l", "-p", "80"]));
+        assert_eq!(nc_style(os(&["n", "-lvp", "80"])), os(&["n", "listen", "-lvp", "80"]));
+        assert_eq!(nc_style(os(&["n", "-u", "h", "53"])), os(&["n", "connect", "-u", "h", "53"]));
+        assert_eq!(nc_style(os(&["n", "h", "80"])), os(&["n", "connect", "h", "80"]));
+        assert_eq!(nc_style(os(&["n", "-v", "connect", "h:1"])), os(&["n", "-v", "connect", "h:1"]));
+        assert_eq!(nc_style(os(&["n", "--help"])), os(&["n", "--help"]));
+        assert_eq!(nc_style(os(&["n", "bogus"])), os(&["n", "bogus"]));
+    }
+
+    #[test]
+    fn quit_after_eof_and_quiet_do_not_clash() {
+        let cli = Cli::try_parse_from(["n", "-q", "connect", "-q", "2", "h", "1"]).unwrap();
+        assert!(cli.quiet);
+        let Command::Connect(args) = cli.command else { panic!("connect expected") };
+        assert_eq!(args.session.quit_after_eof, Some(Duration::from_secs(2)));
+    }
+}

@@ -1,0 +1,213 @@
+//! `netsmith connect`: the client of every tutorial, and nc's client mode.
+//!
+//! stdin goes to the socket and the socket to stdout, with the end-of-stream
+//! policy of [`crate::session`]; `-u` and `unixgram:` switch to datagrams
+//! ([`crate::datagram`]).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::cli::{FamilyArgs, SessionArgs, duration};
+use crate::datagram::{self, ClientWait};
+use crate::endpoint::{self, Endpoint, PortZero};
+use crate::error::{Error, Result};
+use crate::net::{Resolve, Stream, dial};
+use crate::services::Proto;
+use crate::session::{self, Input};
+use crate::stdio::{self, Stdout};
+
+/// How long a TCP connect may take when `-w` is not given.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Arguments of `netsmith connect`.
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// Where to connect: HOST PORT, HOST:PORT, [IPv6]:PORT, tcp://HOST:PORT,
+    /// udp://HOST:PORT, unix:PATH or unixgram:PATH.
+    #[arg(value_name = "TARGET", required_unless_present = "unix")]
+    pub target: Option<String>,
+    /// The port, when TARGET is a bare host (a number or a service name).
+    #[arg(value_name = "PORT")]
+    pub port: Option<String>,
+    /// UDP instead of TCP: one datagram per chunk of stdin.
+    #[arg(short = 'u', long)]
+    pub udp: bool,
+    /// Connect to the Unix stream socket at PATH (with -u, a datagram socket).
+    #[arg(short = 'U', long, value_name = "PATH", conflicts_with = "target")]
+    pub unix: Option<PathBuf>,
+    #[command(flatten)]
+    pub family: FamilyArgs,
+    /// TCP: give up connecting after DUR (default 10s). UDP: fail if a
+    /// datagram gets no reply within DUR.
+    #[arg(short = 'w', long = "timeout", value_name = "DUR", value_parser = duration)]
+    pub timeout: Option<Duration>,
+    /// UDP: after stdin ends, keep printing replies until DUR passes without one.
+    #[arg(long, value_name = "DUR", value_parser = duration, default_value = "1s")]
+    pub wait: Duration,
+    /// Local address to connect from: ADDR, ADDR:PORT or [IPv6]:PORT.
+    #[arg(short = 's', long, value_name = "ADDR[:PORT]")]
+    pub source: Option<String>,
+    /// Local port to connect from (nc -p).
+    #[arg(short = 'p', value_name = "PORT")]
+    pub source_port: Option<String>,
+    #[command(flatten)]
+    pub session: SessionArgs,
+}
+
+/// A validated `connect` command.
+#[derive(Debug)]
+pub struct ConnectConfig {
+    pub target: Endpoint,
+    pub resolve: Resolve,
+    pub source: Option<SocketAddr>,
+    pub connect_timeout: Duration,
+    pub wait: ClientWait,
+    pub args: SessionArgs,
+}
+
+impl TryFrom<ConnectArgs> for ConnectConfig {
+    type Error = Error;
+
+    fn try_from(a: ConnectArgs) -> Result<Self> {
+        let proto = if a.udp { Proto::Udp } else { Proto::Tcp };
+        let target = match (&a.unix, &a.target, &a.port) {
+            (Some(path), _, _) => Endpoint::Unix {
+                path: path.clone(),
+                datagram: a.udp,
+            },
+            (None, Some(host), Some(port)) => Endpoint::from_parts(host, port, proto, PortZero::Refused)?,
+            (None, Some(text), None) => match Endpoint::parse(text, proto, PortZero::Refused)? {
+                Endpoint::Unix { path, datagram } => Endpoint::Unix {
+                    path,
+                    datagram: datagram || a.udp,
+                },
+                ep => ep,
+            },
+            (None, None, _) => return Err(Error::usage("missing target: give HOST PORT, HOST:PORT or unix:PATH")),
+        };
+        let source = parse_source(a.source.as_deref(), a.source_port.as_deref(), proto)?;
+        if source.is_some() && matches!(target, Endpoint::Unix { .. }) {
+            return Err(Error::usage("-s/-p set an IP source address and cannot be used with a Unix socket"));
+        }
+        Ok(ConnectConfig {
+            target,
+            resolve: a.family.resolve(),
+            source,
+            connect_timeout: a.timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+            wait: ClientWait {
+                linger: a.wait,
+                reply_timeout: a.timeout,
+            },
+            args: a.session,
+        })
+    }
+}
+
+/// `-s ADDR[:PORT]` and `-p PORT` into one local address.
+fn parse_source(addr: Option<&str>, port: Option<&str>, proto: Proto) -> Result<Option<SocketAddr>> {
+    let port = port
+        .map(|p| endpoint::parse_port(p, proto, PortZero::Allowed))
+        .transpose()?;
+    let Some(text) = addr else {
+        return Ok(port.map(|p| SocketAddr::from(([0, 0, 0, 0], p))));
+    };
+    let bad = || Error::usage(format!("invalid source address \"{text}\": give an IP address, ADDR:PORT or [IPv6]:PORT"));
+    let parsed = if let Ok(sa) = text.parse::<SocketAddr>() {
+        sa
+    } else {
+        let host = endpoint::parse_host(text).map_err(|_| bad())?;
+        match host {
+            endpoint::Host::Ip(ip) => SocketAddr::new(ip, 0),
+            endpoint::Host::Name(_) => return Err(bad()),
+        }
+    };
+    Ok(Some(match port {
+        Some(p) => SocketAddr::new(parsed.ip(), p),
+        None => parsed,
+    }))
+}
+
+/// Runs `connect` until the session ends.
+pub async fn run(cfg: ConnectConfig) -> Result<()> {
+    let stdout = Stdout::start();
+    let mut out = stdout.clone();
+    let result = match &cfg.target {
+        Endpoint::Inet {
+            proto: Proto::Tcp,
+            host,
+            port,
+        } => {
+            let addrs = cfg.resolve.addrs(host, *port).await?;
+            let what = cfg.target.to_string();
+            let stream = dial::tcp(&what, &addrs, cfg.source, cfg.connect_timeout).await?;
+            let peer = stream.peer_addr().map_or(what, |a| a.to_string());
+            tracing::info!("connected to {peer}");
+            session::run(Stream::Tcp(stream), &peer, input(&cfg.args), out, &cfg.args.options()).await
+        }
+        Endpoint::Unix { path, datagram: false } => {
+            let stream = dial::unix(path).await?;
+            tracing::info!("connected to {}", cfg.target);
+            session::run(stream, &cfg.target.to_string(), input(&cfg.args), out, &cfg.args.options()).await
+        }
+        Endpoint::Inet {
+            proto: Proto::Udp,
+            host,
+            port,
+        } => {
+            let addrs = cfg.resolve.addrs(host, *port).await?;
+            let socket = dial::udp(&cfg.target.to_string(), &addrs, cfg.source).await?;
+            datagram::client(&socket, &cfg.target.to_string(), chunks(&cfg.args), &mut out, cfg.wait, cfg.args.hex).await
+        }
+        Endpoint::Unix { path, datagram: true } => {
+            let socket = dial::unixgram(path)?;
+            datagram::client(&socket, &cfg.target.to_string(), chunks(&cfg.args), &mut out, cfg.wait, cfg.args.hex).await
+        }
+    };
+    stdout.sync().await;
+    result
+}
+
+/// The byte stream a stream session sends: `--send TEXT`, stdin, or nothing.
+pub fn input(args: &SessionArgs) -> Input {
+    match &args.send {
+        Some(text) => Box::new(std::io::Cursor::new(text.clone().into_bytes())),
+        None if args.recv_only => Box::new(tokio::io::empty()),
+        None => Box::new(stdio::reader(stdio::stdin_chunks())),
+    }
+}
+
+/// The datagrams a datagram session sends: `--send TEXT` as one, stdin's
+/// chunks, or none.
+pub fn chunks(args: &SessionArgs) -> Option<stdio::Chunks> {
+    if let Some(text) = &args.send {
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let _ = tx.try_send(Ok(bytes::Bytes::from(text.clone().into_bytes())));
+        return Some(rx);
+    }
+    args.reads_stdin().then(stdio::stdin_chunks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_forms() {
+        assert_eq!(
+            parse_source(Some("127.0.0.2"), None, Proto::Tcp).unwrap(),
+            Some("127.0.0.2:0".parse().unwrap())
+        );
+        assert_eq!(
+            parse_source(Some("[::1]:5000"), None, Proto::Tcp).unwrap(),
+            Some("[::1]:5000".parse().unwrap())
+        );
+        assert_eq!(
+            parse_source(None, Some("5000"), Proto::Tcp).unwrap(),
+            Some("0.0.0.0:5000".parse().unwrap())
+        );
+        assert!(parse_source(Some("nohost"), None, Proto::Tcp).is_err());
+    }
+}

@@ -1,0 +1,353 @@
+//! The endpoint grammar, the same for every command (DESIGN.md):
+//!
+//! ```text
+//! HOST:PORT   [IPv6]:PORT   tcp://HOST:PORT   udp://HOST:PORT
+//! unix:PATH   unixgram:PATH
+//! ```
+//!
+//! plus the two-argument form `HOST PORT` (where HOST may be a bare IPv6
+//! literal such as `::1`). Ports are numbers or service names. Parsing is
+//! pure: nothing here resolves a name or touches a socket, so every rule is
+//! unit-tested below, and every error names the bad value and what would be
+//! right.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+use crate::services::{self, Proto};
+
+/// A host as typed: an address literal, or a name to resolve later.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Host {
+    Ip(IpAddr),
+    Name(String),
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Ip(IpAddr::V6(ip)) => write!(f, "[{ip}]"),
+            Host::Ip(ip) => write!(f, "{ip}"),
+            Host::Name(name) => f.write_str(name),
+        }
+    }
+}
+
+/// Where to connect or listen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// A TCP or UDP endpoint: a host and a port.
+    Inet { proto: Proto, host: Host, port: u16 },
+    /// A Unix-domain socket: stream (`unix:`) or datagram (`unixgram:`).
+    Unix { path: PathBuf, datagram: bool },
+}
+
+impl fmt::Display for Endpoint {
+    /// The endpoint in the grammar it was parsed from, so that a printed
+    /// endpoint can be pasted back into a command.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Inet {
+                proto: Proto::Tcp,
+                host,
+                port,
+            } => write!(f, "{host}:{port}"),
+            Endpoint::Inet {
+                proto: Proto::Udp,
+                host,
+                port,
+            } => write!(f, "udp://{host}:{port}"),
+            Endpoint::Unix {
+                path,
+                datagram: false,
+            } => write!(f, "unix:{}", path.display()),
+            Endpoint::Unix {
+                path,
+                datagram: true,
+            } => write!(f, "unixgram:{}", path.display()),
+        }
+    }
+}
+
+/// Whether a port of 0 ("pick a free one") makes sense where it is parsed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortZero {
+    /// Listening: 0 asks the kernel for a free port.
+    Allowed,
+    /// Connecting: port 0 is never a real destination.
+    Refused,
+}
+
+/// Parses a port: a number from 1 to 65535 (or 0 where allowed), or a
+/// service name known to `/etc/services` for `proto`.
+pub fn parse_port(text: &str, proto: Proto, zero: PortZero) -> Result<u16> {
+    if text.is_empty() {
+        return Err(Error::usage(
+            "missing port: give a number from 1 to 65535 or a service name such as http",
+        ));
+    }
+    if text.bytes().all(|b| b.is_ascii_digit()) {
+        return match text.parse::<u32>() {
+            Ok(0) if zero == PortZero::Allowed => Ok(0),
+            Ok(0) => Err(Error::usage(
+                "invalid port \"0\": a destination port must be 1-65535 (0 only picks a free port when listening)",
+            )),
+            Ok(n) if n <= 65535 => Ok(n as u16),
+            _ => Err(Error::usage(format!(
+                "invalid port \"{text}\": must be 1-65535 or a service name such as http"
+            ))),
+        };
+    }
+    let looks_like_name = text
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.' || b == b'+')
+        && text.bytes().any(|b| b.is_ascii_alphabetic());
+    if !looks_like_name {
+        return Err(Error::usage(format!(
+            "invalid port \"{text}\": must be 1-65535 or a service name such as http"
+        )));
+    }
+    services::port_of(text, proto).ok_or_else(|| {
+        Error::usage(format!(
+            "unknown service \"{text}\" for {proto}: give a port number (1-65535) or a name listed in /etc/services"
+        ))
+    })
+}
+
+/// Parses a host as typed: `[v6]`, a bare IPv6 literal, a dotted quad, or a
+/// name (checked for characters no resolver accepts).
+pub fn parse_host(text: &str) -> Result<Host> {
+    if text.is_empty() {
+        return Err(Error::usage(
+            "empty host: give a name or address (for \"any address\", 0.0.0.0 or ::)",
+        ));
+    }
+    let inner = match (text.strip_prefix('['), text.strip_suffix(']')) {
+        (Some(_), Some(_)) => &text[1..text.len() - 1],
+        (Some(_), None) => {
+            return Err(Error::usage(format!(
+                "unterminated IPv6 literal \"{text}\": write it as [::1]:PORT"
+            )));
+        }
+        _ => text,
+    };
+    if let Ok(ip) = inner.parse::<IpAddr>() {
+        return Ok(Host::Ip(ip));
+    }
+    if inner.contains(':') || inner.contains('[') || inner.contains(']') {
+        return Err(Error::usage(format!(
+            "invalid IPv6 address \"{text}\": expected a literal such as ::1 or [fe80::1]"
+        )));
+    }
+    let valid_name = inner.len() <= 253
+        && inner
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
+    if !valid_name {
+        return Err(Error::usage(format!(
+            "invalid host \"{text}\": expected a name such as localhost or an address such as 127.0.0.1"
+        )));
+    }
+    Ok(Host::Name(inner.to_string()))
+}
+
+impl Endpoint {
+    /// Parses one endpoint string. `proto` is the transport when the string
+    /// names none (`-u` makes it UDP); a scheme that contradicts it is an
+    /// error rather than a silent choice.
+    pub fn parse(text: &str, proto: Proto, zero: PortZero) -> Result<Endpoint> {
+        if let Some(path) = text.strip_prefix("unix:") {
+            return unix(path, false);
+        }
+        if let Some(path) = text.strip_prefix("unixgram:") {
+            return unix(path, true);
+        }
+        let (rest, proto) = if let Some(rest) = text.strip_prefix("tcp://") {
+            (rest, scheme_agrees(Proto::Tcp, proto, text)?)
+        } else if let Some(rest) = text.strip_prefix("udp://") {
+            (rest, scheme_agrees(Proto::Udp, proto, text)?)
+        } else if let Some((scheme, _)) = text.split_once("://") {
+            return Err(Error::usage(format!(
+                "unknown scheme \"{scheme}://\" in \"{text}\": use tcp://, udp://, unix: or unixgram:"
+            )));
+        } else {
+            (text, proto)
+        };
+        let (host, port) = split_host_port(rest)?;
+        Ok(Endpoint::Inet {
+            proto,
+            host: parse_host(host)?,
+            port: parse_port(port, proto, zero)?,
+        })
+    }
+
+    /// The two-argument form `HOST PORT`, where HOST may be a bare IPv6
+    /// literal (`::1 80`).
+    pub fn from_parts(host: &str, port: &str, proto: Proto, zero: PortZero) -> Result<Endpoint> {
+        Ok(Endpoint::Inet {
+            proto,
+            host: parse_host(host)?,
+            port: parse_port(port, proto, zero)?,
+        })
+    }
+
+    /// The transport of an IP endpoint (`None` for Unix sockets).
+    pub fn proto(&self) -> Option<Proto> {
+        match self {
+            Endpoint::Inet { proto, .. } => Some(*proto),
+            Endpoint::Unix { .. } => None,
+        }
+    }
+}
+
+fn unix(path: &str, datagram: bool) -> Result<Endpoint> {
+    if path.is_empty() {
+        let scheme = if datagram { "unixgram" } else { "unix" };
+        return Err(Error::usage(format!(
+            "empty path in \"{scheme}:\": write {scheme}:/path/to/socket"
+        )));
+    }
+    Ok(Endpoint::Unix {
+        path: PathBuf::from(path),
+        datagram,
+    })
+}
+
+fn scheme_agrees(scheme: Proto, flag: Proto, text: &str) -> Result<Proto> {
+    // `flag` is TCP unless -u was given, so only "udp flag, tcp scheme" conflicts.
+    if scheme == Proto::Tcp && flag == Proto::Udp {
+        return Err(Error::usage(format!(
+            "\"{text}\" names TCP but -u asks for UDP: drop one of them"
+        )));
+    }
+    Ok(scheme)
+}
+
+/// Splits `host:port` or `[v6]:port` at the port's colon.
+fn split_host_port(text: &str) -> Result<(&str, &str)> {
+    if text.starts_with('[') {
+        let Some(close) = text.find(']') else {
+            return Err(Error::usage(format!(
+                "unterminated IPv6 literal \"{text}\": write it as [::1]:PORT"
+            )));
+        };
+        let (host, rest) = text.split_at(close + 1);
+        return match rest.strip_prefix(':') {
+            Some(port) => Ok((host, port)),
+            None => Err(Error::usage(format!(
+                "missing port in \"{text}\": write [ADDR]:PORT, for example [::1]:8080"
+            ))),
+        };
+    }
+    match text.rsplit_once(':') {
+        Some((host, _)) if host.contains(':') => Err(Error::usage(format!(
+            "ambiguous IPv6 address \"{text}\": put it in brackets, [ADDR]:PORT, or pass the port as a separate argument"
+        ))),
+        Some((host, port)) => Ok((host, port)),
+        None => Err(Error::usage(format!(
+            "missing port in \"{text}\": write HOST:PORT or HOST PORT, for example localhost:8080"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    fn tcp(text: &str) -> Result<Endpoint> {
+        Endpoint::parse(text, Proto::Tcp, PortZero::Refused)
+    }
+
+    fn inet(proto: Proto, host: Host, port: u16) -> Endpoint {
+        Endpoint::Inet { proto, host, port }
+    }
+
+    #[test]
+    fn host_port_forms() {
+        let v4 = Host::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let v6 = Host::Ip(IpAddr::V6(Ipv6Addr::LOCALHOST));
+        assert_eq!(tcp("127.0.0.1:80").unwrap(), inet(Proto::Tcp, v4.clone(), 80));
+        assert_eq!(tcp("[::1]:80").unwrap(), inet(Proto::Tcp, v6.clone(), 80));
+        assert_eq!(tcp("tcp://[::1]:http").unwrap(), inet(Proto::Tcp, v6.clone(), 80));
+        assert_eq!(
+            tcp("udp://localhost:53").unwrap(),
+            inet(Proto::Udp, Host::Name("localhost".into()), 53)
+        );
+        assert_eq!(
+            Endpoint::from_parts("::1", "8080", Proto::Tcp, PortZero::Refused).unwrap(),
+            inet(Proto::Tcp, v6, 8080)
+        );
+        assert_eq!(
+            Endpoint::parse("127.0.0.1:0", Proto::Udp, PortZero::Allowed).unwrap(),
+            inet(Proto::Udp, v4, 0)
+        );
+    }
+
+    #[test]
+    fn unix_forms() {
+        assert_eq!(
+            tcp("unix:/tmp/s").unwrap(),
+            Endpoint::Unix {
+                path: "/tmp/s".into(),
+                datagram: false
+            }
+        );
+        assert_eq!(
+            tcp("unixgram:rel/s").unwrap(),
+            Endpoint::Unix {
+                path: "rel/s".into(),
+                datagram: true
+            }
+        );
+    }
+
+    #[test]
+    fn display_round_trips() {
+        for text in ["127.0.0.1:80", "[::1]:443", "udp://localhost:53", "unix:/tmp/x"] {
+            assert_eq!(tcp(text).unwrap().to_string(), text);
+        }
+    }
+
+    #[test]
+    fn bad_ports_name_the_value() {
+        for (text, words) in [
+            ("h:65536", "\"65536\""),
+            ("h:12ab", "\"12ab\""),
+            ("h:0", "\"0\""),
+            ("h:", "missing port"),
+            ("h:nosuchsvc", "unknown service \"nosuchsvc\""),
+            ("h:-1", "\"-1\""),
+            ("h:99999999999", "\"99999999999\""),
+        ] {
+            let err = tcp(text).unwrap_err().to_string();
+            assert!(err.contains(words), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn bad_hosts_name_the_value() {
+        for (text, words) in [
+            ("[::1:80", "unterminated"),
+            ("[::1]80", "missing port"),
+            (":80", "empty host"),
+            ("::1:80", "ambiguous"),
+            ("bad host:80", "\"bad host\""),
+            ("[::zz]:80", "invalid IPv6"),
+            ("localhost", "missing port"),
+            ("tls://h:1", "unknown scheme"),
+            ("unix:", "empty path"),
+        ] {
+            let err = tcp(text).unwrap_err().to_string();
+            assert!(err.contains(words), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn scheme_must_agree_with_flag() {
+        let err = Endpoint::parse("tcp://h:1", Proto::Udp, PortZero::Refused).unwrap_err();
+        assert!(err.to_string().contains("-u"));
+    }
+}

@@ -1,0 +1,205 @@
+//! One error type for the whole crate, and the one place where an error
+//! becomes an exit status.
+//!
+//! DESIGN.md's contract: 0 success; 1 the network said no (refused,
+//! unreachable, reset, timed out, no reply, no such host); 2 the input was
+//! wrong or the local system refused (a malformed address, a port that cannot
+//! be bound, a missing file or privilege); 130 interrupted. Every variant
+//! below names what failed and carries the value the user typed, so that
+//! `main` prints one line a user can act on.
+
+use std::io;
+
+/// Exit status codes, as documented in README and `--help`.
+pub mod exit {
+    /// The command did what it was asked.
+    pub const SUCCESS: u8 = 0;
+    /// The network said no: refused, unreachable, reset, timed out, no reply, no such host.
+    pub const NETWORK: u8 = 1;
+    /// The input was wrong, or the local system refused (bind, privilege, file).
+    pub const USAGE: u8 = 2;
+    /// Interrupted by Ctrl-C or SIGTERM (128 + SIGINT).
+    pub const INTERRUPTED: u8 = 130;
+}
+
+/// Shorthand for results whose error is [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can make a netsmith command fail.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A value on the command line is malformed; the message names it and
+    /// says what would be right.
+    #[error("{0}")]
+    Usage(String),
+
+    /// The local system refused to set up a socket we were asked to open:
+    /// bind failures, a missing directory, a path that is not a socket.
+    #[error("{what}: {reason}")]
+    Local { what: String, reason: String },
+
+    /// A name did not resolve.
+    #[error("{0}")]
+    Resolve(String),
+
+    /// A network operation failed in a way the peer or the path decided:
+    /// refused, reset, unreachable, timed out.
+    #[error("{what}: {reason}")]
+    Network { what: String, reason: String },
+
+    /// A wait ended with nothing heard ("no reply from ...", "no datagram
+    /// within ...").
+    #[error("{0}")]
+    Silence(String),
+
+    /// The user interrupted the command.
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl Error {
+    /// The exit status this error maps to: the only place that decides it.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_) | Error::Local { .. } => exit::USAGE,
+            Error::Resolve(_) | Error::Network { .. } | Error::Silence(_) => exit::NETWORK,
+            Error::Interrupted => exit::INTERRUPTED,
+        }
+    }
+
+    /// A malformed command-line value.
+    pub fn usage(msg: impl Into<String>) -> Self {
+        Error::Usage(msg.into())
+    }
+
+    /// Classifies an I/O error from a network operation on `what` (for
+    /// example "connect to 127.0.0.1:80"). Errors that mean the local system
+    /// refused (a bad address, a missing privilege, no such file) become
+    /// [`Error::Local`] with exit 2; everything the peer or the path decided
+    /// becomes [`Error::Network`] with exit 1.
+    pub fn io(what: impl Into<String>, err: &io::Error) -> Self {
+        let what = what.into();
+        let reason = describe_io(err);
+        if is_local(err) {
+            Error::Local { what, reason }
+        } else {
+            Error::Network { what, reason }
+        }
+    }
+
+    /// A bind or listen that failed: always a local refusal (exit 2), with
+    /// advice for the cases users hit most.
+    pub fn bind(what: impl Into<String>, err: &io::Error, port: Option<u16>) -> Self {
+        let reason = match err.kind() {
+            io::ErrorKind::PermissionDenied if port.is_some_and(|p| p < 1024) => {
+                "permission denied: ports below 1024 need root or CAP_NET_BIND_SERVICE; \
+                 pick a port above 1023"
+                    .to_string()
+            }
+            io::ErrorKind::AddrInUse => {
+                "address already in use: another process is listening there; \
+                 pick another port, or 0 for a free one"
+                    .to_string()
+            }
+            io::ErrorKind::AddrNotAvailable => {
+                "address not available: no interface of this host has that address".to_string()
+            }
+            _ => describe_io(err),
+        };
+        Error::Local {
+            what: what.into(),
+            reason,
+        }
+    }
+}
+
+/// Errors that are the local system's refusal rather than the network's answer.
+fn is_local(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::PermissionDenied
+            | io::ErrorKind::AddrInUse
+            | io::ErrorKind::AddrNotAvailable
+            | io::ErrorKind::NotFound
+            | io::ErrorKind::InvalidInput
+            | io::ErrorKind::Unsupported
+            | io::ErrorKind::ReadOnlyFilesystem
+            | io::ErrorKind::NotADirectory
+    ) || matches!(
+        err.raw_os_error(),
+        Some(code) if code == EMFILE || code == ENFILE || code == EAFNOSUPPORT
+    )
+}
+
+/// `EMFILE`, `ENFILE` and `EAFNOSUPPORT` on Linux; `std` has no `ErrorKind` for them.
+const EMFILE: i32 = 24;
+const ENFILE: i32 = 23;
+const EAFNOSUPPORT: i32 = 97;
+
+/// A short lowercase phrase for an I/O error, in the words users know from
+/// nc and ping ("connection refused", "no route to host"), without the
+/// "(os error 111)" suffix that `std` adds.
+pub fn describe_io(err: &io::Error) -> String {
+    use io::ErrorKind as K;
+    let phrase = match err.kind() {
+        K::ConnectionRefused => "connection refused",
+        K::ConnectionReset => "connection reset by peer",
+        K::ConnectionAborted => "connection aborted",
+        K::BrokenPipe => "connection closed by peer while sending (broken pipe)",
+        K::TimedOut => "timed out",
+        K::HostUnreachable => "no route to host",
+        K::NetworkUnreachable => "network unreachable",
+        K::NetworkDown => "network down",
+        K::PermissionDenied => "permission denied",
+        K::AddrInUse => "address already in use",
+        K::AddrNotAvailable => "address not available",
+        K::NotFound => "no such file or directory",
+        K::NotADirectory => "a component of the path is not a directory",
+        _ => {
+            return match err.raw_os_error() {
+                Some(EMFILE) => "too many open files (the descriptor limit is reached)".into(),
+                Some(EAFNOSUPPORT) => "address family not supported on this host".into(),
+                _ => strip_os_suffix(&err.to_string()).to_lowercase(),
+            };
+        }
+    };
+    phrase.to_string()
+}
+
+/// `std` formats OS errors as "Message (os error N)"; the number helps no one.
+fn strip_os_suffix(text: &str) -> &str {
+    match text.find(" (os error") {
+        Some(pos) => &text[..pos],
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_the_design() {
+        assert_eq!(Error::usage("x").exit_code(), 2);
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        assert_eq!(Error::io("connect to x", &refused).exit_code(), 1);
+        let denied = io::Error::from(io::ErrorKind::PermissionDenied);
+        assert_eq!(Error::io("bind x", &denied).exit_code(), 2);
+        assert_eq!(Error::Interrupted.exit_code(), 130);
+    }
+
+    #[test]
+    fn messages_have_no_os_error_suffix() {
+        let err = io::Error::from_raw_os_error(111);
+        assert_eq!(describe_io(&err), "connection refused");
+        let err = io::Error::from_raw_os_error(EMFILE);
+        assert!(describe_io(&err).contains("too many open files"));
+    }
+
+    #[test]
+    fn privileged_port_advice() {
+        let denied = io::Error::from(io::ErrorKind::PermissionDenied);
+        let msg = Error::bind("cannot listen on 0.0.0.0:80", &denied, Some(80)).to_string();
+        assert!(msg.contains("above 1023"), "{msg}");
+    }
+}

@@ -1,0 +1,62 @@
+//! netsmith: the everyday network tool as a library.
+//!
+//! The binary is a thin shell over [`run`]; everything it does is here, in
+//! modules named for what they do:
+//!
+//! - [`endpoint`]: the one endpoint grammar (`HOST:PORT`, `[v6]:PORT`,
+//!   `udp://`, `unix:PATH`, ...), pure parsing.
+//! - [`net`]: resolution, Happy Eyeballs dialing, binding, and the stream,
+//!   listener and datagram types over TCP, UDP and Unix sockets.
+//! - [`copy`]: the copy loop every byte goes through.
+//! - [`session`]: a connection joined to stdin/stdout, with the one
+//!   end-of-stream (half-close) policy; [`datagram`]: the same for datagrams.
+//! - [`server`]: the accept loop, with its connection limit and EMFILE back-off.
+//! - [`connect`], [`listen`]: the commands.
+//! - [`error`]: the error type and the one mapping to exit statuses.
+
+pub mod cli;
+pub mod connect;
+pub mod copy;
+pub mod datagram;
+pub mod duration;
+pub mod endpoint;
+pub mod error;
+pub mod listen;
+pub mod logging;
+pub mod net;
+pub mod server;
+pub mod services;
+pub mod session;
+pub mod stdio;
+
+pub use error::{Error, Result};
+
+use cli::{Cli, Command};
+
+/// Runs one command line to completion, or until Ctrl-C/SIGTERM, which
+/// drops the command (closing its sockets and removing its socket files)
+/// and reports [`Error::Interrupted`].
+pub async fn run(cli: Cli) -> Result<()> {
+    let command = async {
+        match cli.command {
+            Command::Connect(args) => connect::run(args.try_into()?).await,
+            Command::Listen(args) => listen::run(listen::ListenConfig::new(args, cli.quiet)?).await,
+        }
+    };
+    tokio::select! {
+        r = command => r,
+        () = interrupted() => Err(Error::Interrupted),
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn interrupted() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+}

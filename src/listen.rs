@@ -1,0 +1,303 @@
+//! `netsmith listen`: the tutorials' servers, and nc's `-l`.
+//!
+//! Binds 127.0.0.1 unless told otherwise and prints the bound address on
+//! stderr ("listening on 127.0.0.1:41234"), so port 0 is usable from
+//! scripts. One client is piped to stdin/stdout with the session policy of
+//! [`crate::session`]; `-k` keeps accepting, writes what every client sends
+//! to stdout and sends stdin to every client (ncat's `-k`).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::Args;
+use tokio::sync::mpsc;
+
+use crate::cli::{FamilyArgs, SessionArgs, duration};
+use crate::connect::{chunks, input};
+use crate::datagram;
+use crate::endpoint::{self, Endpoint, Host, PortZero};
+use crate::error::{Error, Result};
+use crate::net::{Family, Listener, Resolve, bind};
+use crate::services::Proto;
+use crate::session::{self, Input};
+use crate::stdio::{self, Stdout};
+
+/// Arguments of `netsmith listen`.
+#[derive(Debug, Args)]
+pub struct ListenArgs {
+    /// [ADDR] PORT, ADDR:PORT, [IPv6]:PORT, udp://ADDR:PORT, unix:PATH or
+    /// unixgram:PATH. ADDR defaults to 127.0.0.1 (::1 with -6); 0.0.0.0 or
+    /// :: listen on every interface. Port 0 picks a free port.
+    #[arg(value_name = "ADDR_PORT", num_args = 0..=2)]
+    pub address: Vec<String>,
+    /// Listen mode: accepted for nc compatibility (it is implied).
+    #[arg(short = 'l', hide = true)]
+    pub listen: bool,
+    /// Port to listen on (nc -l -p PORT).
+    #[arg(short = 'p', value_name = "PORT")]
+    pub port: Option<String>,
+    /// Address to listen on (ncat -s).
+    #[arg(short = 's', long = "source", value_name = "ADDR")]
+    pub bind: Option<String>,
+    /// Keep accepting: serve many clients at once; stdin goes to all of them.
+    #[arg(short = 'k', long = "keep-open")]
+    pub keep_open: bool,
+    /// With -k, the most clients served at once; others wait in the backlog.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_conns: u32,
+    /// Length of the kernel's queue of pending connections.
+    #[arg(long, value_name = "N", default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..))]
+    pub backlog: u32,
+    /// UDP: print datagrams from any sender; stdin goes to the latest sender.
+    #[arg(short = 'u', long)]
+    pub udp: bool,
+    /// Listen on a Unix socket at PATH (created, and removed on exit).
+    #[arg(short = 'U', long, value_name = "PATH")]
+    pub unix: Option<PathBuf>,
+    #[command(flatten)]
+    pub family: FamilyArgs,
+    /// Give up when no client connects (TCP) or no datagram arrives (UDP)
+    /// within DUR.
+    #[arg(short = 'w', long = "timeout", value_name = "DUR", value_parser = duration)]
+    pub timeout: Option<Duration>,
+    #[command(flatten)]
+    pub session: SessionArgs,
+}
+
+/// A validated `listen` command.
+#[derive(Debug)]
+pub struct ListenConfig {
+    pub endpoint: Endpoint,
+    pub resolve: Resolve,
+    pub keep_open: bool,
+    pub max_conns: usize,
+    pub backlog: u32,
+    pub timeout: Option<Duration>,
+    pub quiet: bool,
+    pub args: SessionArgs,
+}
+
+impl ListenConfig {
+    /// Validates `args`; `quiet` suppresses the "listening on" line.
+    pub fn new(a: ListenArgs, quiet: bool) -> Result<Self> {
+        let proto = if a.udp { Proto::Udp } else { Proto::Tcp };
+        let default_host = || match a.family.resolve().family {
+            Family::V6 => Host::Ip(IpAddr::V6(Ipv6Addr::LOCALHOST)),
+            _ => Host::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        };
+        let host_of = |text: Option<&String>| text.map_or_else(|| Ok(default_host()), |t| endpoint::parse_host(t));
+        let endpoint = if let Some(path) = &a.unix {
+            if !a.address.is_empty() || a.port.is_some() {
+                return Err(Error::usage("--unix PATH takes no address or port"));
+            }
+            Endpoint::Unix {
+                path: path.clone(),
+                datagram: a.udp,
+            }
+        } else {
+            match (a.address.as_slice(), &a.port) {
+                ([], None) => {
+                    return Err(Error::usage(
+                        "missing port: give PORT, ADDR PORT or -p PORT (0 picks a free port)",
+                    ));
+                }
+                ([], Some(port)) => Endpoint::Inet {
+                    proto,
+                    host: host_of(a.bind.as_ref())?,
+                    port: endpoint::parse_port(port, proto, PortZero::Allowed)?,
+                },
+                // One word without a colon is a port (a number or a service name).
+                ([one], None) if !one.contains(':') => Endpoint::Inet {
+                    proto,
+                    host: host_of(a.bind.as_ref())?,
+                    port: endpoint::parse_port(one, proto, PortZero::Allowed)?,
+                },
+                ([one], None) => match Endpoint::parse(one, proto, PortZero::Allowed)? {
+                    Endpoint::Unix { path, datagram } => Endpoint::Unix {
+                        path,
+                        datagram: datagram || a.udp,
+                    },
+                    ep => ep,
+                },
+                ([host], Some(port)) | ([host, port], None) => {
+                    Endpoint::from_parts(host, port, proto, PortZero::Allowed)?
+                }
+                _ => {
+                    return Err(Error::usage(
+                        "too many addresses: give [ADDR] PORT, ADDR:PORT or -p PORT",
+                    ));
+                }
+            }
+        };
+        Ok(ListenConfig {
+            endpoint,
+            resolve: a.family.resolve(),
+            keep_open: a.keep_open,
+            max_conns: a.max_conns as usize,
+            backlog: a.backlog,
+            timeout: a.timeout,
+            quiet,
+            args: a.session,
+        })
+    }
+}
+
+/// Runs `listen` until its client leaves (or forever with `-k`).
+pub async fn run(cfg: ListenConfig) -> Result<()> {
+    let stdout = Stdout::start();
+    let result = match &cfg.endpoint {
+        Endpoint::Inet { proto, host, port } => {
+            let addr = bind_addr(&cfg.resolve, host, *port).await?;
+            match proto {
+                Proto::Tcp => {
+                    let listener = bind::tcp(addr, cfg.backlog)?;
+                    let local = match &listener {
+                        Listener::Tcp(l) => l.local_addr().map_or(addr, |a| a),
+                        Listener::Unix(_) => addr,
+                    };
+                    announce(&cfg, &local.to_string());
+                    streams(&cfg, listener, &stdout).await
+                }
+                Proto::Udp => {
+                    let socket = bind::udp(addr)?;
+                    let local = match &socket {
+                        crate::net::Datagram::Udp(s) => s.local_addr().map_or(addr, |a| a),
+                        crate::net::Datagram::Unix(_) => addr,
+                    };
+                    announce(&cfg, &format!("udp://{local}"));
+                    let mut out = stdout.clone();
+                    datagram::server(&socket, chunks(&cfg.args), &mut out, cfg.timeout, cfg.args.hex).await
+                }
+            }
+        }
+        Endpoint::Unix { path, datagram: false } => {
+            let (listener, _file) = bind::unix(path, cfg.backlog)?;
+            announce(&cfg, &cfg.endpoint.to_string());
+            streams(&cfg, listener, &stdout).await
+        }
+        Endpoint::Unix { path, datagram: true } => {
+            let (socket, _file) = bind::unixgram(path)?;
+            announce(&cfg, &cfg.endpoint.to_string());
+            let mut out = stdout.clone();
+            datagram::server(&socket, chunks(&cfg.args), &mut out, cfg.timeout, cfg.args.hex).await
+        }
+    };
+    stdout.sync().await;
+    result
+}
+
+fn announce(cfg: &ListenConfig, what: &str) {
+    if !cfg.quiet {
+        eprintln!("listening on {what}");
+    }
+}
+
+/// The address to bind: a literal as given, or a name's first address.
+async fn bind_addr(resolve: &Resolve, host: &Host, port: u16) -> Result<SocketAddr> {
+    let addrs = resolve.addrs(host, port).await?;
+    addrs
+        .first()
+        .copied()
+        .ok_or_else(|| Error::Resolve(format!("{host} has no address to listen on")))
+}
+
+/// Serves stream clients: one, or many with `-k`.
+async fn streams(cfg: &ListenConfig, listener: Listener, stdout: &Stdout) -> Result<()> {
+    if cfg.keep_open {
+        let fanout = Fanout::start(&cfg.args);
+        let mut opts = cfg.args.options();
+        opts.label_hex = true;
+        let opts = Arc::new(opts);
+        crate::server::accept_loop(&listener, cfg.max_conns, |stream, peer| {
+            let input = fanout.subscribe();
+            let out = stdout.clone();
+            let opts = opts.clone();
+            async move {
+                tracing::info!("connection from {peer}");
+                let peer = peer.to_string();
+                match session::run(stream, &peer, input, out, &opts).await {
+                    Ok(()) => tracing::info!("{peer} closed"),
+                    Err(e) => tracing::warn!("{e}"),
+                }
+            }
+        })
+        .await;
+        return Ok(());
+    }
+    let accepted = match cfg.timeout {
+        Some(limit) => tokio::time::timeout(limit, listener.accept())
+            .await
+            .map_err(|_| Error::Silence(format!("no connection within {}", crate::duration::show(limit))))?,
+        None => listener.accept().await,
+    };
+    let (stream, peer) = accepted.map_err(|e| Error::io("accept a connection", &e))?;
+    // Like nc: one client, so stop listening; later clients are refused.
+    drop(listener);
+    tracing::info!("connection from {peer}");
+    session::run(stream, &peer.to_string(), input(&cfg.args), stdout.clone(), &cfg.args.options()).await
+}
+
+/// Sends stdin to every connected client (`listen -k`). Each client gets
+/// its own bounded queue and every chunk is delivered to every client
+/// connected when it was read: a slow client slows stdin down rather than
+/// losing data. At stdin EOF every client's write side is shut down, and
+/// later clients get EOF at once.
+struct Fanout {
+    /// `None` once stdin has ended.
+    clients: Arc<Mutex<Option<Vec<ClientTx>>>>,
+    /// `--send TEXT`: each client gets the text instead of stdin.
+    text: Option<String>,
+}
+
+/// One client's queue of stdin chunks.
+type ClientTx = mpsc::Sender<std::io::Result<Bytes>>;
+
+/// Chunks queued for one client before stdin waits for it.
+const CLIENT_QUEUE: usize = 16;
+
+impl Fanout {
+    fn start(args: &SessionArgs) -> Fanout {
+        let clients: Arc<Mutex<Option<Vec<ClientTx>>>> = Arc::new(Mutex::new(Some(Vec::new())));
+        if args.reads_stdin() {
+            let mut rx = stdio::stdin_chunks();
+            let shared = clients.clone();
+            tokio::spawn(async move {
+                while let Some(chunk) = rx.recv().await {
+                    let Ok(bytes) = chunk else { break };
+                    let targets = shared.lock().map(|g| g.clone().unwrap_or_default()).unwrap_or_default();
+                    for tx in &targets {
+                        let _ = tx.send(Ok(bytes.clone())).await;
+                    }
+                    if let Ok(mut guard) = shared.lock()
+                        && let Some(list) = guard.as_mut()
+                    {
+                        list.retain(|tx| !tx.is_closed());
+                    }
+                }
+                if let Ok(mut guard) = shared.lock() {
+                    *guard = None;
+                }
+            });
+        }
+        Fanout {
+            clients,
+            text: args.send.clone(),
+        }
+    }
+
+    fn subscribe(&self) -> Input {
+        if let Some(text) = &self.text {
+            return Box::new(std::io::Cursor::new(text.clone().into_bytes()));
+        }
+        let (tx, rx) = mpsc::channel(CLIENT_QUEUE);
+        if let Ok(mut guard) = self.clients.lock()
+            && let Some(list) = guard.as_mut()
+        {
+            list.push(tx);
+        }
+        Box::new(stdio::reader(rx))
+    }
+}

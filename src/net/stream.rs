@@ -1,0 +1,180 @@
+//! One type for a connected byte stream and one for a listener, over TCP and
+//! Unix sockets, so that the session code, the accept loop and relays take
+//! either without being generic over every transport.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream, UdpSocket, UnixDatagram, UnixListener, UnixStream};
+
+/// The other end of a connection or the sender of a datagram.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Peer {
+    Inet(SocketAddr),
+    /// A Unix socket peer; `None` when the peer's socket is unnamed.
+    Unix(Option<PathBuf>),
+}
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Peer::Inet(addr) => write!(f, "{addr}"),
+            Peer::Unix(Some(path)) => write!(f, "unix:{}", path.display()),
+            Peer::Unix(None) => f.write_str("unix:(unnamed)"),
+        }
+    }
+}
+
+impl Peer {
+    fn from_unix(addr: &tokio::net::unix::SocketAddr) -> Peer {
+        Peer::Unix(addr.as_pathname().map(PathBuf::from))
+    }
+}
+
+/// A connected stream socket.
+#[derive(Debug)]
+pub enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    /// The address of the other end, for logs.
+    pub fn peer(&self) -> Peer {
+        match self {
+            Stream::Tcp(s) => s
+                .peer_addr()
+                .map_or(Peer::Unix(None), Peer::Inet),
+            Stream::Unix(s) => s
+                .peer_addr()
+                .map_or(Peer::Unix(None), |a| Peer::from_unix(&a)),
+        }
+    }
+}
+
+macro_rules! delegate {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self.get_mut() {
+            Stream::Tcp($s) => $e,
+            Stream::Unix($s) => $e,
+        }
+    };
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        delegate!(self, s => Pin::new(s).poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        delegate!(self, s => Pin::new(s).poll_write(cx, buf))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        delegate!(self, s => Pin::new(s).poll_flush(cx))
+    }
+
+    /// Shuts down the write side only (TCP FIN, or `shutdown(SHUT_WR)` on a
+    /// Unix socket): the half-close every session relies on.
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        delegate!(self, s => Pin::new(s).poll_shutdown(cx))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        delegate!(self, s => Pin::new(s).poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+}
+
+/// A listening stream socket.
+#[derive(Debug)]
+pub enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+impl Listener {
+    /// Waits for the next client.
+    pub async fn accept(&self) -> io::Result<(Stream, Peer)> {
+        match self {
+            Listener::Tcp(l) => {
+                let (s, addr) = l.accept().await?;
+                Ok((Stream::Tcp(s), Peer::Inet(addr)))
+            }
+            Listener::Unix(l) => {
+                let (s, addr) = l.accept().await?;
+                Ok((Stream::Unix(s), Peer::from_unix(&addr)))
+            }
+        }
+    }
+}
+
+/// A datagram socket: UDP or Unix datagram.
+#[derive(Debug)]
+pub enum Datagram {
+    Udp(UdpSocket),
+    Unix(UnixDatagram),
+}
+
+impl Datagram {
+    /// Receives one datagram into `buf`; returns its length and sender.
+    pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, Peer)> {
+        match self {
+            Datagram::Udp(s) => {
+                let (n, addr) = s.recv_from(buf).await?;
+                Ok((n, Peer::Inet(addr)))
+            }
+            Datagram::Unix(s) => {
+                let (n, addr) = s.recv_from(buf).await?;
+                Ok((n, Peer::from_unix(&addr)))
+            }
+        }
+    }
+
+    /// Sends one datagram to `peer` (on an unconnected socket).
+    pub async fn send_to(&self, buf: &[u8], peer: &Peer) -> io::Result<usize> {
+        match (self, peer) {
+            (Datagram::Udp(s), Peer::Inet(addr)) => s.send_to(buf, addr).await,
+            (Datagram::Unix(s), Peer::Unix(Some(path))) => s.send_to(buf, path).await,
+            _ => Err(io::Error::new(
+                io::ErrorKind::AddrNotAvailable,
+                "the sender has no address to reply to",
+            )),
+        }
+    }
+
+    /// Sends one datagram on a connected socket.
+    pub async fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Datagram::Udp(s) => s.send(buf).await,
+            Datagram::Unix(s) => s.send(buf).await,
+        }
+    }
+
+    /// Receives one datagram on a connected socket. For UDP, an ICMP port
+    /// unreachable for an earlier datagram surfaces here as `ConnectionRefused`.
+    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Datagram::Udp(s) => s.recv(buf).await,
+            Datagram::Unix(s) => s.recv(buf).await,
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! The accept loop, written once for every server (`listen -k`, and later
+//! `serve` and `relay`).
+//!
+//! A permit is taken before each accept (mini-redis), so at most
+//! `max_conns` clients are served at once and the rest wait in the kernel's
+//! backlog instead of costing a descriptor each. An accept error never ends
+//! the loop: running out of descriptors (EMFILE) backs off and retries, so
+//! the clients already connected keep being served.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+use crate::error::describe_io;
+use crate::net::{Listener, Peer, Stream};
+
+/// The first pause after a failed accept.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+/// The longest pause between accept attempts while the failure lasts.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// Accepts clients forever, running `handle` for each on its own task.
+pub async fn accept_loop<F, Fut>(listener: &Listener, max_conns: usize, mut handle: F)
+where
+    F: FnMut(Stream, Peer) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let limit = Arc::new(Semaphore::new(max_conns.max(1)));
+    let mut backoff = ACCEPT_BACKOFF_MIN;
+    loop {
+        if limit.available_permits() == 0 {
+            tracing::info!("{max_conns} clients connected (--max-conns): new ones wait");
+        }
+        let Ok(permit) = limit.clone().acquire_owned().await else {
+            return; // the semaphore is never closed
+        };
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                backoff = ACCEPT_BACKOFF_MIN;
+                let task = handle(stream, peer);
+                tokio::spawn(async move {
+                    task.await;
+                    drop(permit);
+                });
+            }
+            Err(e) if is_transient(&e) => {
+                tracing::debug!("accept: {}", describe_io(&e));
+            }
+            Err(e) => {
+                tracing::warn!("accept failed: {}; retrying in {:?}", describe_io(&e), backoff);
+                drop(permit);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+            }
+        }
+    }
+}
+
+/// Errors about one client that went away before we accepted it; the next
+/// accept can go ahead at once.
+fn is_transient(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::Interrupted
+    )
+}
