@@ -140,17 +140,19 @@ pub fn nc_style(args: Vec<OsString>) -> Vec<OsString> {
         .skip(1)
         .any(|a| a.to_str().is_some_and(|s| COMMANDS.contains(&s)));
     let top_level_only = args.len() <= 2
-        && args
-            .get(1)
-            .and_then(|a| a.to_str())
-            .is_none_or(|s| matches!(s, "-h" | "--help" | "-V" | "--version") || !s.starts_with('-'));
+        && args.get(1).and_then(|a| a.to_str()).is_none_or(|s| {
+            matches!(s, "-h" | "--help" | "-V" | "--version") || !s.starts_with('-')
+        });
     if named || top_level_only {
         return args;
     }
     let listen = args.iter().skip(1).any(|a| {
         a.to_str().is_some_and(|s| {
             s == "--listen"
-                || (s.starts_with('-') && !s.starts_with("--") && s[1..].chars().all(|c| c.is_ascii_alphanumeric()) && s.contains('l'))
+                || (s.starts_with('-')
+                    && !s.starts_with("--")
+                    && s[1..].chars().all(|c| c.is_ascii_alphanumeric())
+                    && s.contains('l'))
         })
     });
     let mut out = Vec::with_capacity(args.len() + 1);
@@ -177,11 +179,26 @@ mod tests {
 
     #[test]
     fn nc_style_lines_become_commands() {
-        assert_eq!(nc_style(os(&["n", "-l", "-p", "80"])), os(&["n", "listen", "-l", "-p", "80"]));
-        assert_eq!(nc_style(os(&["n", "-lvp", "80"])), os(&["n", "listen", "-lvp", "80"]));
-        assert_eq!(nc_style(os(&["n", "-u", "h", "53"])), os(&["n", "connect", "-u", "h", "53"]));
-        assert_eq!(nc_style(os(&["n", "h", "80"])), os(&["n", "connect", "h", "80"]));
-        assert_eq!(nc_style(os(&["n", "-v", "connect", "h:1"])), os(&["n", "-v", "connect", "h:1"]));
+        assert_eq!(
+            nc_style(os(&["n", "-l", "-p", "80"])),
+            os(&["n", "listen", "-l", "-p", "80"])
+        );
+        assert_eq!(
+            nc_style(os(&["n", "-lvp", "80"])),
+            os(&["n", "listen", "-lvp", "80"])
+        );
+        assert_eq!(
+            nc_style(os(&["n", "-u", "h", "53"])),
+            os(&["n", "connect", "-u", "h", "53"])
+        );
+        assert_eq!(
+            nc_style(os(&["n", "h", "80"])),
+            os(&["n", "connect", "h", "80"])
+        );
+        assert_eq!(
+            nc_style(os(&["n", "-v", "connect", "h:1"])),
+            os(&["n", "-v", "connect", "h:1"])
+        );
         assert_eq!(nc_style(os(&["n", "--help"])), os(&["n", "--help"]));
         assert_eq!(nc_style(os(&["n", "bogus"])), os(&["n", "bogus"]));
     }
@@ -190,7 +207,9 @@ mod tests {
     fn quit_after_eof_and_quiet_do_not_clash() {
         let cli = Cli::try_parse_from(["n", "-q", "connect", "-q", "2", "h", "1"]).unwrap();
         assert!(cli.quiet);
-        let Command::Connect(args) = cli.command else { panic!("connect expected") };
+        let Command::Connect(args) = cli.command else {
+            panic!("connect expected")
+        };
         assert_eq!(args.session.quit_after_eof, Some(Duration::from_secs(2)));
     }
 }

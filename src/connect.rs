@@ -78,19 +78,27 @@ impl TryFrom<ConnectArgs> for ConnectConfig {
                 path: path.clone(),
                 datagram: a.udp,
             },
-            (None, Some(host), Some(port)) => Endpoint::from_parts(host, port, proto, PortZero::Refused)?,
+            (None, Some(host), Some(port)) => {
+                Endpoint::from_parts(host, port, proto, PortZero::Refused)?
+            }
             (None, Some(text), None) => match Endpoint::parse(text, proto, PortZero::Refused)? {
                 Endpoint::Unix { path, datagram } => Endpoint::Unix {
                     path,
                     datagram: datagram || a.udp,
                 },
-                ep => ep,
+                ep @ Endpoint::Inet { .. } => ep,
             },
-            (None, None, _) => return Err(Error::usage("missing target: give HOST PORT, HOST:PORT or unix:PATH")),
+            (None, None, _) => {
+                return Err(Error::usage(
+                    "missing target: give HOST PORT, HOST:PORT or unix:PATH",
+                ));
+            }
         };
         let source = parse_source(a.source.as_deref(), a.source_port.as_deref(), proto)?;
         if source.is_some() && matches!(target, Endpoint::Unix { .. }) {
-            return Err(Error::usage("-s/-p set an IP source address and cannot be used with a Unix socket"));
+            return Err(Error::usage(
+                "-s/-p set an IP source address and cannot be used with a Unix socket",
+            ));
         }
         Ok(ConnectConfig {
             target,
@@ -107,14 +115,22 @@ impl TryFrom<ConnectArgs> for ConnectConfig {
 }
 
 /// `-s ADDR[:PORT]` and `-p PORT` into one local address.
-fn parse_source(addr: Option<&str>, port: Option<&str>, proto: Proto) -> Result<Option<SocketAddr>> {
+fn parse_source(
+    addr: Option<&str>,
+    port: Option<&str>,
+    proto: Proto,
+) -> Result<Option<SocketAddr>> {
     let port = port
         .map(|p| endpoint::parse_port(p, proto, PortZero::Allowed))
         .transpose()?;
     let Some(text) = addr else {
         return Ok(port.map(|p| SocketAddr::from(([0, 0, 0, 0], p))));
     };
-    let bad = || Error::usage(format!("invalid source address \"{text}\": give an IP address, ADDR:PORT or [IPv6]:PORT"));
+    let bad = || {
+        Error::usage(format!(
+            "invalid source address \"{text}\": give an IP address, ADDR:PORT or [IPv6]:PORT"
+        ))
+    };
     let parsed = if let Ok(sa) = text.parse::<SocketAddr>() {
         sa
     } else {
@@ -145,12 +161,29 @@ pub async fn run(cfg: ConnectConfig) -> Result<()> {
             let stream = dial::tcp(&what, &addrs, cfg.source, cfg.connect_timeout).await?;
             let peer = stream.peer_addr().map_or(what, |a| a.to_string());
             tracing::info!("connected to {peer}");
-            session::run(Stream::Tcp(stream), &peer, input(&cfg.args), out, &cfg.args.options()).await
+            session::run(
+                Stream::Tcp(stream),
+                &peer,
+                input(&cfg.args),
+                out,
+                &cfg.args.options(),
+            )
+            .await
         }
-        Endpoint::Unix { path, datagram: false } => {
+        Endpoint::Unix {
+            path,
+            datagram: false,
+        } => {
             let stream = dial::unix(path).await?;
             tracing::info!("connected to {}", cfg.target);
-            session::run(stream, &cfg.target.to_string(), input(&cfg.args), out, &cfg.args.options()).await
+            session::run(
+                stream,
+                &cfg.target.to_string(),
+                input(&cfg.args),
+                out,
+                &cfg.args.options(),
+            )
+            .await
         }
         Endpoint::Inet {
             proto: Proto::Udp,
@@ -159,11 +192,30 @@ pub async fn run(cfg: ConnectConfig) -> Result<()> {
         } => {
             let addrs = cfg.resolve.addrs(host, *port).await?;
             let socket = dial::udp(&cfg.target.to_string(), &addrs, cfg.source).await?;
-            datagram::client(&socket, &cfg.target.to_string(), chunks(&cfg.args), &mut out, cfg.wait, cfg.args.hex).await
+            datagram::client(
+                &socket,
+                &cfg.target.to_string(),
+                chunks(&cfg.args),
+                &mut out,
+                cfg.wait,
+                cfg.args.hex,
+            )
+            .await
         }
-        Endpoint::Unix { path, datagram: true } => {
+        Endpoint::Unix {
+            path,
+            datagram: true,
+        } => {
             let socket = dial::unixgram(path)?;
-            datagram::client(&socket, &cfg.target.to_string(), chunks(&cfg.args), &mut out, cfg.wait, cfg.args.hex).await
+            datagram::client(
+                &socket,
+                &cfg.target.to_string(),
+                chunks(&cfg.args),
+                &mut out,
+                cfg.wait,
+                cfg.args.hex,
+            )
+            .await
         }
     };
     stdout.sync().await;

@@ -232,7 +232,9 @@ mod tests {
         let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
         let mut reader = &data[..];
         let mut out = Vec::new();
-        let n = pump(&mut reader, &mut out, &mut Tap::default()).await.unwrap();
+        let n = pump(&mut reader, &mut out, &mut Tap::default())
+            .await
+            .unwrap();
         assert_eq!(n, data.len() as u64);
         assert_eq!(out, data);
     }

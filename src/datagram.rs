@@ -34,7 +34,14 @@ pub struct ClientWait {
 
 /// Sends each input chunk as one datagram on a connected socket and writes
 /// every datagram received to `output`.
-pub async fn client<O>(socket: &Datagram, target: &str, mut input: Option<Chunks>, output: &mut O, wait: ClientWait, hex: bool) -> Result<()>
+pub async fn client<O>(
+    socket: &Datagram,
+    target: &str,
+    mut input: Option<Chunks>,
+    output: &mut O,
+    wait: ClientWait,
+    hex: bool,
+) -> Result<()>
 where
     O: AsyncWrite + Unpin,
 {
@@ -87,7 +94,13 @@ where
 /// Receives datagrams from any sender and writes them to `output`; input
 /// chunks go to the most recent sender. With `timeout`, ends after that long
 /// without a datagram: an error if none ever came.
-pub async fn server<O>(socket: &Datagram, mut input: Option<Chunks>, output: &mut O, timeout: Option<Duration>, hex: bool) -> Result<()>
+pub async fn server<O>(
+    socket: &Datagram,
+    mut input: Option<Chunks>,
+    output: &mut O,
+    timeout: Option<Duration>,
+    hex: bool,
+) -> Result<()>
 where
     O: AsyncWrite + Unpin,
 {

@@ -5,7 +5,11 @@ use std::time::Duration;
 
 /// Parses a duration; the error names the value and the accepted forms.
 pub fn parse(text: &str) -> Result<Duration, String> {
-    let bad = || format!("invalid duration \"{text}\": use a number of seconds (5, 0.5) or a unit (250ms, 2s, 1m)");
+    let bad = || {
+        format!(
+            "invalid duration \"{text}\": use a number of seconds (5, 0.5) or a unit (250ms, 2s, 1m)"
+        )
+    };
     let trimmed = text.trim();
     if trimmed.is_empty() {
         return Err(bad());

@@ -103,7 +103,7 @@ pub fn parse_port(text: &str, proto: Proto, zero: PortZero) -> Result<u16> {
     let looks_like_name = text
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.' || b == b'+')
-        && text.bytes().any(|b| b.is_ascii_alphabetic());
+        && text.starts_with(|c: char| c.is_ascii_alphabetic());
     if !looks_like_name {
         return Err(Error::usage(format!(
             "invalid port \"{text}\": must be 1-65535 or a service name such as http"
@@ -269,9 +269,15 @@ mod tests {
     fn host_port_forms() {
         let v4 = Host::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
         let v6 = Host::Ip(IpAddr::V6(Ipv6Addr::LOCALHOST));
-        assert_eq!(tcp("127.0.0.1:80").unwrap(), inet(Proto::Tcp, v4.clone(), 80));
+        assert_eq!(
+            tcp("127.0.0.1:80").unwrap(),
+            inet(Proto::Tcp, v4.clone(), 80)
+        );
         assert_eq!(tcp("[::1]:80").unwrap(), inet(Proto::Tcp, v6.clone(), 80));
-        assert_eq!(tcp("tcp://[::1]:http").unwrap(), inet(Proto::Tcp, v6.clone(), 80));
+        assert_eq!(
+            tcp("tcp://[::1]:http").unwrap(),
+            inet(Proto::Tcp, v6.clone(), 80)
+        );
         assert_eq!(
             tcp("udp://localhost:53").unwrap(),
             inet(Proto::Udp, Host::Name("localhost".into()), 53)
@@ -306,7 +312,12 @@ mod tests {
 
     #[test]
     fn display_round_trips() {
-        for text in ["127.0.0.1:80", "[::1]:443", "udp://localhost:53", "unix:/tmp/x"] {
+        for text in [
+            "127.0.0.1:80",
+            "[::1]:443",
+            "udp://localhost:53",
+            "unix:/tmp/x",
+        ] {
             assert_eq!(tcp(text).unwrap().to_string(), text);
         }
     }

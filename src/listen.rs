@@ -29,8 +29,8 @@ use crate::stdio::{self, Stdout};
 #[derive(Debug, Args)]
 pub struct ListenArgs {
     /// [ADDR] PORT, ADDR:PORT, [IPv6]:PORT, udp://ADDR:PORT, unix:PATH or
-    /// unixgram:PATH. ADDR defaults to 127.0.0.1 (::1 with -6); 0.0.0.0 or
-    /// :: listen on every interface. Port 0 picks a free port.
+    /// unixgram:PATH. ADDR defaults to 127.0.0.1 (the IPv6 loopback with
+    /// -6); 0.0.0.0 or [::] listen on every interface. Port 0 picks a free port.
     #[arg(value_name = "ADDR_PORT", num_args = 0..=2)]
     pub address: Vec<String>,
     /// Listen mode: accepted for nc compatibility (it is implied).
@@ -88,7 +88,9 @@ impl ListenConfig {
             Family::V6 => Host::Ip(IpAddr::V6(Ipv6Addr::LOCALHOST)),
             _ => Host::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)),
         };
-        let host_of = |text: Option<&String>| text.map_or_else(|| Ok(default_host()), |t| endpoint::parse_host(t));
+        let host_of = |text: Option<&String>| {
+            text.map_or_else(|| Ok(default_host()), |t| endpoint::parse_host(t))
+        };
         let endpoint = if let Some(path) = &a.unix {
             if !a.address.is_empty() || a.port.is_some() {
                 return Err(Error::usage("--unix PATH takes no address or port"));
@@ -120,7 +122,7 @@ impl ListenConfig {
                         path,
                         datagram: datagram || a.udp,
                     },
-                    ep => ep,
+                    ep @ Endpoint::Inet { .. } => ep,
                 },
                 ([host], Some(port)) | ([host, port], None) => {
                     Endpoint::from_parts(host, port, proto, PortZero::Allowed)?
@@ -169,20 +171,40 @@ pub async fn run(cfg: ListenConfig) -> Result<()> {
                     };
                     announce(&cfg, &format!("udp://{local}"));
                     let mut out = stdout.clone();
-                    datagram::server(&socket, chunks(&cfg.args), &mut out, cfg.timeout, cfg.args.hex).await
+                    datagram::server(
+                        &socket,
+                        chunks(&cfg.args),
+                        &mut out,
+                        cfg.timeout,
+                        cfg.args.hex,
+                    )
+                    .await
                 }
             }
         }
-        Endpoint::Unix { path, datagram: false } => {
+        Endpoint::Unix {
+            path,
+            datagram: false,
+        } => {
             let (listener, _file) = bind::unix(path, cfg.backlog)?;
             announce(&cfg, &cfg.endpoint.to_string());
             streams(&cfg, listener, &stdout).await
         }
-        Endpoint::Unix { path, datagram: true } => {
+        Endpoint::Unix {
+            path,
+            datagram: true,
+        } => {
             let (socket, _file) = bind::unixgram(path)?;
             announce(&cfg, &cfg.endpoint.to_string());
             let mut out = stdout.clone();
-            datagram::server(&socket, chunks(&cfg.args), &mut out, cfg.timeout, cfg.args.hex).await
+            datagram::server(
+                &socket,
+                chunks(&cfg.args),
+                &mut out,
+                cfg.timeout,
+                cfg.args.hex,
+            )
+            .await
         }
     };
     stdout.sync().await;
@@ -219,7 +241,7 @@ async fn streams(cfg: &ListenConfig, listener: Listener, stdout: &Stdout) -> Res
                 tracing::info!("connection from {peer}");
                 let peer = peer.to_string();
                 match session::run(stream, &peer, input, out, &opts).await {
-                    Ok(()) => tracing::info!("{peer} closed"),
+                    Ok(()) => tracing::info!("{peer} disconnected"),
                     Err(e) => tracing::warn!("{e}"),
                 }
             }
@@ -230,14 +252,26 @@ async fn streams(cfg: &ListenConfig, listener: Listener, stdout: &Stdout) -> Res
     let accepted = match cfg.timeout {
         Some(limit) => tokio::time::timeout(limit, listener.accept())
             .await
-            .map_err(|_| Error::Silence(format!("no connection within {}", crate::duration::show(limit))))?,
+            .map_err(|_| {
+                Error::Silence(format!(
+                    "no connection within {}",
+                    crate::duration::show(limit)
+                ))
+            })?,
         None => listener.accept().await,
     };
     let (stream, peer) = accepted.map_err(|e| Error::io("accept a connection", &e))?;
     // Like nc: one client, so stop listening; later clients are refused.
     drop(listener);
     tracing::info!("connection from {peer}");
-    session::run(stream, &peer.to_string(), input(&cfg.args), stdout.clone(), &cfg.args.options()).await
+    session::run(
+        stream,
+        &peer.to_string(),
+        input(&cfg.args),
+        stdout.clone(),
+        &cfg.args.options(),
+    )
+    .await
 }
 
 /// Sends stdin to every connected client (`listen -k`). Each client gets
@@ -267,7 +301,10 @@ impl Fanout {
             tokio::spawn(async move {
                 while let Some(chunk) = rx.recv().await {
                     let Ok(bytes) = chunk else { break };
-                    let targets = shared.lock().map(|g| g.clone().unwrap_or_default()).unwrap_or_default();
+                    let targets = shared
+                        .lock()
+                        .map(|g| g.clone().unwrap_or_default())
+                        .unwrap_or_default();
                     for tx in &targets {
                         let _ = tx.send(Ok(bytes.clone())).await;
                     }

@@ -7,11 +7,17 @@ use clap::Parser;
 use netsmith::cli::{Cli, nc_style};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse_from(nc_style(std::env::args_os().collect()));
+    let cli = match Cli::try_parse_from(nc_style(std::env::args_os().collect())) {
+        Ok(cli) => cli,
+        Err(err) => return usage_error(&err),
+    };
     netsmith::logging::init(cli.verbose, cli.quiet);
     // One thread runs the sockets; stdin and stdout have their own threads
     // (see `stdio`), which is all the parallelism a pipe can use.
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("netsmith: cannot start the runtime: {e}");
@@ -30,4 +36,28 @@ fn main() -> ExitCode {
             ExitCode::from(err.exit_code())
         }
     }
+}
+
+/// Help and version go to stdout as clap prints them; a usage error becomes
+/// one line on stderr, as every other bad input does, and exit status 2.
+fn usage_error(err: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    ) {
+        let _ = err.print();
+        return ExitCode::SUCCESS;
+    }
+    let text = err.render().to_string();
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or_default();
+    let mut message = first.strip_prefix("error: ").unwrap_or(first).to_string();
+    // "the following required arguments were not provided:" names them below.
+    if message.ends_with(':') {
+        let names: Vec<&str> = lines.take_while(|l| !l.starts_with("Usage:")).collect();
+        message = format!("{} {}", message, names.join(", "));
+    }
+    eprintln!("netsmith: {message} (see --help)");
+    ExitCode::from(netsmith::error::exit::USAGE)
 }

@@ -31,7 +31,7 @@ where
     let mut backoff = ACCEPT_BACKOFF_MIN;
     loop {
         if limit.available_permits() == 0 {
-            tracing::info!("{max_conns} clients connected (--max-conns): new ones wait");
+            tracing::info!("connection limit reached (--max-conns {max_conns}): new clients wait");
         }
         let Ok(permit) = limit.clone().acquire_owned().await else {
             return; // the semaphore is never closed
@@ -49,7 +49,11 @@ where
                 tracing::debug!("accept: {}", describe_io(&e));
             }
             Err(e) => {
-                tracing::warn!("accept failed: {}; retrying in {:?}", describe_io(&e), backoff);
+                tracing::warn!(
+                    "accept failed: {}; retrying in {:?}",
+                    describe_io(&e),
+                    backoff
+                );
                 drop(permit);
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
@@ -63,6 +67,8 @@ where
 fn is_transient(e: &std::io::Error) -> bool {
     matches!(
         e.kind(),
-        std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::Interrupted
+        std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::Interrupted
     )
 }

@@ -52,15 +52,17 @@ struct Table {
 
 fn table() -> &'static Table {
     static TABLE: OnceLock<Table> = OnceLock::new();
-    TABLE.get_or_init(|| match std::fs::read_to_string("/etc/services") {
-        Ok(text) => parse(&text),
-        Err(_) => {
-            let mut text = String::new();
-            for (name, port) in BUILTIN {
-                text.push_str(&format!("{name} {port}/tcp\n{name} {port}/udp\n"));
-            }
-            parse(&text)
-        }
+    TABLE.get_or_init(|| {
+        let text = std::fs::read_to_string("/etc/services").unwrap_or_else(|_| {
+            use std::fmt::Write as _;
+            BUILTIN
+                .iter()
+                .fold(String::new(), |mut text, (name, port)| {
+                    let _ = write!(text, "{name} {port}/tcp\n{name} {port}/udp\n");
+                    text
+                })
+        });
+        parse(&text)
     })
 }
 
@@ -85,7 +87,9 @@ fn parse(text: &str) -> Table {
             "udp" => Proto::Udp,
             _ => continue,
         };
-        by_port.entry((port, proto)).or_insert_with(|| name.to_string());
+        by_port
+            .entry((port, proto))
+            .or_insert_with(|| name.to_string());
         for alias in std::iter::once(name).chain(fields) {
             by_name.entry((alias.to_string(), proto)).or_insert(port);
         }
@@ -121,7 +125,10 @@ mod tests {
         let t = parse("# c\nhttp 80/tcp www # WorldWideWeb\nhttp 80/udp\nbad line\nx 99999/tcp\n");
         assert_eq!(t.by_name.get(&("www".into(), Proto::Tcp)), Some(&80));
         assert_eq!(t.by_name.get(&("http".into(), Proto::Udp)), Some(&80));
-        assert_eq!(t.by_port.get(&(80, Proto::Tcp)).map(String::as_str), Some("http"));
+        assert_eq!(
+            t.by_port.get(&(80, Proto::Tcp)).map(String::as_str),
+            Some("http")
+        );
         assert_eq!(t.by_name.len(), 3);
     }
 

@@ -72,7 +72,13 @@ impl Default for Options {
 /// A reset or failed send is [`Error::Network`]; an idle timeout too; a
 /// failing stdin is [`Error::Local`]. A closed stdout ends the session
 /// quietly, as a pipe into `head` expects.
-pub async fn run<O>(stream: Stream, peer: &str, mut input: Input, mut output: O, opts: &Options) -> Result<()>
+pub async fn run<O>(
+    stream: Stream,
+    peer: &str,
+    mut input: Input,
+    mut output: O,
+    opts: &Options,
+) -> Result<()>
 where
     O: AsyncWrite + Unpin + Send,
 {
@@ -84,7 +90,11 @@ where
         opts.hex.then(|| HexDump::new('>', label.clone())),
         Some(activity.clone()),
     );
-    let mut down_tap = Tap::new(false, opts.hex.then(|| HexDump::new('<', label)), Some(activity.clone()));
+    let mut down_tap = Tap::new(
+        false,
+        opts.hex.then(|| HexDump::new('<', label)),
+        Some(activity.clone()),
+    );
 
     let up = async {
         if !opts.send {

@@ -129,7 +129,11 @@ impl Stdout {
 }
 
 impl AsyncWrite for Stdout {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         if ready!(self.tx.poll_reserve(cx)).is_err() {
             return Poll::Ready(Err(Self::closed()));
         }

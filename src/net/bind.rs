@@ -15,7 +15,8 @@ use crate::error::{Error, Result};
 /// `SO_REUSEADDR` is set, as every server does, so that a restart does not
 /// wait for old connections in `TIME_WAIT`.
 pub fn tcp(addr: SocketAddr, backlog: u32) -> Result<Listener> {
-    let fail = |e: io::Error| Error::bind(format!("cannot listen on {addr}"), &e, Some(addr.port()));
+    let fail =
+        |e: io::Error| Error::bind(format!("cannot listen on {addr}"), &e, Some(addr.port()));
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()
     } else {
@@ -29,7 +30,13 @@ pub fn tcp(addr: SocketAddr, backlog: u32) -> Result<Listener> {
 
 /// A UDP socket bound to `addr`.
 pub fn udp(addr: SocketAddr) -> Result<Datagram> {
-    let fail = |e: io::Error| Error::bind(format!("cannot listen on udp://{addr}"), &e, Some(addr.port()));
+    let fail = |e: io::Error| {
+        Error::bind(
+            format!("cannot listen on udp://{addr}"),
+            &e,
+            Some(addr.port()),
+        )
+    };
     let socket = std::net::UdpSocket::bind(addr).map_err(fail)?;
     socket.set_nonblocking(true).map_err(fail)?;
     UdpSocket::from_std(socket).map(Datagram::Udp).map_err(fail)
@@ -51,7 +58,8 @@ impl Drop for SocketFile {
 /// A Unix stream listener on `path`, and the guard that removes its file.
 pub fn unix(path: &Path, backlog: u32) -> Result<(Listener, SocketFile)> {
     let guard = claim(path)?;
-    let std = std::os::unix::net::UnixListener::bind(path).map_err(|e| unix_bind_error(path, &e))?;
+    let std =
+        std::os::unix::net::UnixListener::bind(path).map_err(|e| unix_bind_error(path, &e))?;
     let guard = SocketFile {
         path: guard.to_path_buf(),
     };
@@ -71,7 +79,8 @@ pub fn unix(path: &Path, backlog: u32) -> Result<(Listener, SocketFile)> {
 /// A Unix datagram socket bound to `path`, and the guard that removes its file.
 pub fn unixgram(path: &Path) -> Result<(Datagram, SocketFile)> {
     let path = claim(path)?;
-    let std = std::os::unix::net::UnixDatagram::bind(path).map_err(|e| unix_bind_error(path, &e))?;
+    let std =
+        std::os::unix::net::UnixDatagram::bind(path).map_err(|e| unix_bind_error(path, &e))?;
     let guard = SocketFile {
         path: path.to_path_buf(),
     };
@@ -115,12 +124,17 @@ fn claim(path: &Path) -> Result<&Path> {
         });
     }
     tracing::info!(path = %path.display(), "removing stale socket file");
-    std::fs::remove_file(path).map_err(|e| Error::io(format!("remove stale socket {}", path.display()), &e))?;
+    std::fs::remove_file(path)
+        .map_err(|e| Error::io(format!("remove stale socket {}", path.display()), &e))?;
     Ok(path)
 }
 
 fn unix_bind_error(path: &Path, err: &io::Error) -> Error {
-    Error::bind(format!("cannot listen on unix:{}", path.display()), err, None)
+    Error::bind(
+        format!("cannot listen on unix:{}", path.display()),
+        err,
+        None,
+    )
 }
 
 #[cfg(test)]

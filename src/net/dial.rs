@@ -264,10 +264,18 @@ mod tests {
         ]);
         assert_eq!(
             got,
-            vec![addr("[::1]:1"), addr("127.0.0.1:1"), addr("[::2]:1"), addr("[::3]:1")]
+            vec![
+                addr("[::1]:1"),
+                addr("127.0.0.1:1"),
+                addr("[::2]:1"),
+                addr("[::3]:1")
+            ]
         );
         let got = interleave(&[addr("127.0.0.1:1"), addr("127.0.0.2:1"), addr("[::1]:1")]);
-        assert_eq!(got, vec![addr("127.0.0.1:1"), addr("[::1]:1"), addr("127.0.0.2:1")]);
+        assert_eq!(
+            got,
+            vec![addr("127.0.0.1:1"), addr("[::1]:1"), addr("127.0.0.2:1")]
+        );
         assert!(interleave(&[]).is_empty());
     }
 

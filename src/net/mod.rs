@@ -71,7 +71,10 @@ impl Resolve {
             .map(|ip| SocketAddr::new(ip, port))
             .collect();
         if addrs.is_empty() {
-            let err = format!("{host} has no address of the requested family{}", self.family.flag());
+            let err = format!(
+                "{host} has no address of the requested family{}",
+                self.family.flag()
+            );
             return Err(match host {
                 Host::Ip(_) => Error::usage(err),
                 Host::Name(_) => Error::Resolve(err),
@@ -85,7 +88,7 @@ impl Resolve {
 async fn lookup(name: String) -> Result<Vec<IpAddr>> {
     let result = tokio::task::spawn_blocking({
         let name = name.clone();
-        move || dns_lookup::lookup_host(&name).map(|ips| ips.collect::<Vec<_>>())
+        move || dns_lookup::lookup_host(&name).map(Iterator::collect::<Vec<_>>)
     })
     .await
     .map_err(|_| Error::Resolve(format!("cannot resolve {name}: the resolver thread failed")))?;

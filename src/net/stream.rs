@@ -47,9 +47,7 @@ impl Stream {
     /// The address of the other end, for logs.
     pub fn peer(&self) -> Peer {
         match self {
-            Stream::Tcp(s) => s
-                .peer_addr()
-                .map_or(Peer::Unix(None), Peer::Inet),
+            Stream::Tcp(s) => s.peer_addr().map_or(Peer::Unix(None), Peer::Inet),
             Stream::Unix(s) => s
                 .peer_addr()
                 .map_or(Peer::Unix(None), |a| Peer::from_unix(&a)),
@@ -77,7 +75,11 @@ impl AsyncRead for Stream {
 }
 
 impl AsyncWrite for Stream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         delegate!(self, s => Pin::new(s).poll_write(cx, buf))
     }
 

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The test command (README and CI run exactly this): installs the test peers
+# when they are missing, then checks formatting and lints, then runs every
+# test. A missing peer is a failure, never a skip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# command -> Debian package that provides it
+declare -A peers=(
+  [ncat]=ncat [socat]=socat [nc.openbsd]=netcat-openbsd [python3]=python3
+  [nft]=nftables [ip]=iproute2 [unshare]=util-linux [getent]=libc-bin
+)
+missing=()
+for cmd in "${!peers[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${peers[$cmd]}")
+done
+[ -f /etc/services ] || missing+=(netbase)
+if ((${#missing[@]})); then
+  if [ "$(id -u)" != 0 ]; then
+    echo "scripts/test.sh: missing test peers; install them with: sudo apt-get install -y ${missing[*]}" >&2
+    exit 2
+  fi
+  echo "installing test peers: ${missing[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
+cargo test --all-targets --locked

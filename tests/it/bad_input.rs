@@ -1,0 +1,201 @@
+//! Every malformed input a user can type gets one line on stderr naming the
+//! bad value and what would be right, exit status 2, and no panic; local
+//! refusals (a port in use, a missing directory) too.
+
+use crate::util::run;
+
+/// (arguments, exit code, words the message must contain)
+const CASES: &[(&[&str], i32, &[&str])] = &[
+    (
+        &["connect", "127.0.0.1", "65536"],
+        2,
+        &["\"65536\"", "1-65535"],
+    ),
+    (
+        &["connect", "127.0.0.1", "12ab"],
+        2,
+        &["\"12ab\"", "service name"],
+    ),
+    (&["connect", "127.0.0.1", "0"], 2, &["\"0\"", "1-65535"]),
+    (
+        &["connect", "127.0.0.1:99999999999"],
+        2,
+        &["\"99999999999\""],
+    ),
+    (&["connect", "127.0.0.1:-1"], 2, &["\"-1\""]),
+    (
+        &["connect", "127.0.0.1", "nosuchservice"],
+        2,
+        &["\"nosuchservice\"", "/etc/services"],
+    ),
+    (&["connect", "[::1:80"], 2, &["unterminated", "[::1]:PORT"]),
+    (&["connect", "[::1", "80"], 2, &["unterminated"]),
+    (&["connect", "[::1]80"], 2, &["missing port"]),
+    (&["connect", ":80"], 2, &["empty host"]),
+    (&["connect", "", "80"], 2, &["empty host"]),
+    (&["connect", "::1:80"], 2, &["ambiguous", "brackets"]),
+    (&["connect", "[::zz]:80"], 2, &["invalid IPv6", "[::zz]"]),
+    (&["connect", "bad host", "80"], 2, &["\"bad host\""]),
+    (&["connect", "localhost"], 2, &["missing port", "HOST:PORT"]),
+    (
+        &["connect", "tls://127.0.0.1:1"],
+        2,
+        &["unknown scheme", "tls://"],
+    ),
+    (&["connect", "unix:"], 2, &["empty path"]),
+    (
+        &["connect", "unix:/nonexistent-netsmith-dir/s"],
+        2,
+        &["no such socket file", "/nonexistent-netsmith-dir/s"],
+    ),
+    (
+        &["connect", "-w", "abc", "127.0.0.1", "80"],
+        2,
+        &["\"abc\"", "250ms"],
+    ),
+    (
+        &["connect", "--timeout=-1", "127.0.0.1", "80"],
+        2,
+        &["\"-1\""],
+    ),
+    (&["connect", "-i", "5x", "127.0.0.1", "80"], 2, &["\"5x\""]),
+    (
+        &["connect", "-u", "tcp://127.0.0.1:1"],
+        2,
+        &["names TCP", "-u"],
+    ),
+    (&["connect", "-4", "::1", "80"], 2, &["::1", "-4"]),
+    (
+        &["connect", "-6", "127.0.0.1", "80"],
+        2,
+        &["127.0.0.1", "-6"],
+    ),
+    (
+        &["connect", "-n", "localhost", "80"],
+        2,
+        &["\"localhost\"", "-n"],
+    ),
+    (
+        &["connect", "-s", "nohost", "127.0.0.1", "80"],
+        2,
+        &["\"nohost\""],
+    ),
+    (
+        &["connect", "-U", "/tmp/x", "-s", "127.0.0.1", "--send", "x"],
+        2,
+        &["-s", "Unix"],
+    ),
+    (&["connect"], 2, &["TARGET"]),
+    (&["connect", "--bogus-flag", "h", "1"], 2, &["--bogus-flag"]),
+    (
+        &["connect", "127.0.0.1", "1", "2"],
+        2,
+        &["unexpected argument"],
+    ),
+    (&["listen", "65536"], 2, &["\"65536\""]),
+    (&["listen", "127.0.0.1"], 2, &["\"127.0.0.1\"", "port"]),
+    (&["listen"], 2, &["missing port", "-p PORT"]),
+    (
+        &["listen", "127.0.0.1", "1", "2"],
+        2,
+        &["unexpected value '2'"],
+    ),
+    (&["listen", "-4", "::1", "0"], 2, &["::1", "-4"]),
+    (
+        &["listen", "--max-conns", "0", "0"],
+        2,
+        &["--max-conns", "0"],
+    ),
+    (
+        &["listen", "-U", "/nonexistent-netsmith-dir/s"],
+        2,
+        &["/nonexistent-netsmith-dir", "does not exist"],
+    ),
+    // Binding a documentation address (RFC 5737) fails locally; nothing is sent.
+    (
+        &["listen", "192.0.2.1", "0"],
+        2,
+        &["192.0.2.1", "not available"],
+    ),
+    (
+        &["listen", "-U", "/tmp/x", "7"],
+        2,
+        &["--unix PATH takes no address"],
+    ),
+    (&["frobnicate"], 2, &["frobnicate"]),
+];
+
+#[test]
+fn bad_inputs_exit_2_with_a_message_naming_the_value() {
+    assert!(CASES.len() >= 25);
+    let mut failures = Vec::new();
+    for (args, code, words) in CASES {
+        let out = run(args, b"");
+        let mut problems = Vec::new();
+        if out.code() != Some(*code) {
+            problems.push(format!("exit {:?}, expected {code}", out.code()));
+        }
+        for word in *words {
+            if !out.stderr.contains(word) {
+                problems.push(format!("stderr lacks {word:?}"));
+            }
+        }
+        if out.stderr.contains("panicked") {
+            problems.push("panicked".into());
+        }
+        if !out.stdout.is_empty() {
+            problems.push("wrote to stdout".into());
+        }
+        // One line, prefixed with the program name.
+        if out.stderr.lines().count() != 1 || !out.stderr.starts_with("netsmith: ") {
+            problems.push("not one line starting with \"netsmith: \"".into());
+        }
+        if !problems.is_empty() {
+            failures.push(format!("{args:?}: {}\n{}", problems.join(", "), out.dump()));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        CASES.len(),
+        failures.join("\n\n")
+    );
+}
+
+#[test]
+fn port_in_use_is_a_local_refusal() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = run(&["listen", "127.0.0.1", &port], b"");
+    out.code_is(2);
+    assert!(out.stderr.contains("already in use"), "{}", out.dump());
+    assert!(out.stderr.contains(&port), "{}", out.dump());
+}
+
+#[test]
+fn unix_listen_refuses_to_replace_a_regular_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("precious");
+    std::fs::write(&file, "data").unwrap();
+    let out = run(&["listen", "-U", file.to_str().unwrap()], b"");
+    out.code_is(2);
+    assert!(out.stderr.contains("not a socket"), "{}", out.dump());
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "data");
+}
+
+#[test]
+fn help_lists_only_working_commands_and_exit_codes() {
+    let out = run(&["--help"], b"");
+    out.ok();
+    let text = out.out();
+    for word in ["connect", "listen", "Exit status", "130"] {
+        assert!(text.contains(word), "--help lacks {word}\n{text}");
+    }
+    for missing in ["serve", "relay", "scan", "sniff"] {
+        assert!(
+            !text.contains(&format!("  {missing} ")),
+            "--help offers {missing}, which does not exist yet\n{text}"
+        );
+    }
+}

@@ -1,0 +1,297 @@
+//! `netsmith listen` with clients written here with std sockets, and the
+//! Happy Eyeballs test in a network namespace of its own.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream, UdpSocket};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::util::{WAIT, random_bytes, sha256, spawn};
+
+fn connect(addr: &str) -> TcpStream {
+    let s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    s
+}
+
+#[test]
+fn prints_the_bound_port_and_pipes_one_client() {
+    let mut p = spawn(&["listen", "0"]);
+    let addr = p.listening();
+    assert!(
+        addr.starts_with("127.0.0.1:"),
+        "default bind must be loopback, got {addr}"
+    );
+    p.write(b"to client");
+    p.close_stdin();
+    let mut c = connect(&addr);
+    c.write_all(b"from client").unwrap();
+    let mut got = Vec::new();
+    c.read_to_end(&mut got).unwrap(); // EOF: listen half-closed at its stdin EOF
+    assert_eq!(got, b"to client");
+    c.shutdown(Shutdown::Write).unwrap();
+    let out = p.finish(WAIT);
+    out.ok();
+    assert_eq!(out.stdout, b"from client");
+}
+
+#[test]
+fn closed_stdin_does_not_cut_the_client_short() {
+    let mut p = spawn(&["listen", "-p", "0"]);
+    let addr = p.listening();
+    p.close_stdin();
+    let data = random_bytes(8 * 1024 * 1024);
+    let mut c = connect(&addr);
+    // The client reads listen's EOF first, then sends everything.
+    let mut nothing = Vec::new();
+    c.read_to_end(&mut nothing).unwrap();
+    assert!(nothing.is_empty());
+    c.write_all(&data).unwrap();
+    c.shutdown(Shutdown::Write).unwrap();
+    let out = p.finish(WAIT);
+    out.ok();
+    assert_eq!(sha256(&out.stdout), sha256(&data));
+}
+
+#[test]
+fn one_client_only_then_exit() {
+    let mut p = spawn(&["listen", "127.0.0.1", "0", "--recv-only"]);
+    let addr = p.listening();
+    let mut first = connect(&addr);
+    first.write_all(b"first").unwrap();
+    // Once the first client is accepted the listener is closed.
+    let deadline = Instant::now() + WAIT;
+    while TcpStream::connect(&addr).is_ok() {
+        assert!(Instant::now() < deadline, "second client still accepted");
+        thread::sleep(Duration::from_millis(20));
+    }
+    drop(first);
+    let out = p.finish(WAIT);
+    out.ok();
+    assert_eq!(out.stdout, b"first");
+}
+
+#[test]
+fn binds_what_it_is_told() {
+    for (args, prefix) in [
+        (&["listen", "-6", "0"][..], "[::1]:"),
+        (&["listen", "[::]:0"], "[::]:"),
+        (&["listen", "::1", "0"], "[::1]:"),
+        (&["listen", "-s", "127.0.0.2", "-p", "0"], "127.0.0.2:"),
+        (&["listen", "udp://127.0.0.1:0"], "udp://127.0.0.1:"),
+    ] {
+        let mut p = spawn(args);
+        let addr = p.listening();
+        assert!(addr.starts_with(prefix), "{args:?}: {addr}");
+    }
+}
+
+#[test]
+fn timeout_without_a_client() {
+    let start = Instant::now();
+    let out = spawn(&["listen", "--timeout", "300ms", "0"]).finish(WAIT);
+    out.code_is(1);
+    assert!(
+        out.stderr.contains("no connection within 300ms"),
+        "{}",
+        out.dump()
+    );
+    assert!(start.elapsed() < Duration::from_secs(3));
+}
+
+#[test]
+fn keep_open_serves_three_clients_at_once_and_broadcasts_stdin() {
+    let mut p = spawn(&["listen", "-k", "-v", "0"]);
+    let addr = p.listening();
+    let mut clients: Vec<TcpStream> = (0..3).map(|_| connect(&addr)).collect();
+    for _ in 0..3 {
+        p.wait_stderr("connection from");
+    }
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.write_all(format!("client {i} says hi\n").as_bytes())
+            .unwrap();
+    }
+    p.write(b"to everyone\n");
+    p.close_stdin();
+    for c in &mut clients {
+        let mut got = Vec::new();
+        c.read_to_end(&mut got).unwrap(); // stdin EOF shuts down every client's write side
+        assert_eq!(got, b"to everyone\n");
+        c.shutdown(Shutdown::Write).unwrap();
+    }
+    for _ in 0..3 {
+        p.wait_stderr("disconnected");
+    }
+    let out = p.kill();
+    let text = out.out();
+    for i in 0..3 {
+        assert!(
+            text.contains(&format!("client {i} says hi\n")),
+            "{}",
+            out.dump()
+        );
+    }
+}
+
+#[test]
+fn keep_open_max_conns_makes_extra_clients_wait() {
+    let mut p = spawn(&["listen", "-k", "-v", "--max-conns", "1", "--recv-only", "0"]);
+    let addr = p.listening();
+    let mut first = connect(&addr);
+    first.write_all(b"A").unwrap();
+    p.wait_stderr("connection from");
+    let mut second = connect(&addr); // completes in the kernel's backlog
+    second.write_all(b"B").unwrap();
+    // Give a server that ignored the limit time to accept the second client.
+    thread::sleep(Duration::from_millis(300));
+    drop(first);
+    p.wait_stderr("disconnected");
+    p.wait_stderr("connection from");
+    drop(second);
+    p.wait_stderr("disconnected");
+    let out = p.kill();
+    assert_eq!(out.stdout, b"AB");
+    let events: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter_map(|l| {
+            if l.contains("connection from") {
+                Some("open")
+            } else if l.contains("disconnected") {
+                Some("close")
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert_eq!(events, ["open", "close", "open", "close"], "{}", out.dump());
+}
+
+#[test]
+fn udp_two_senders_and_reply_to_the_latest() {
+    let mut p = spawn(&["listen", "-u", "-v", "0"]);
+    let port = p.port();
+    let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+    b.set_read_timeout(Some(WAIT)).unwrap();
+    a.send_to(b"from a\n", ("127.0.0.1", port)).unwrap();
+    p.wait_stderr(&format!("datagram from {}", a.local_addr().unwrap()));
+    b.send_to(b"from b\n", ("127.0.0.1", port)).unwrap();
+    p.wait_stderr(&format!("datagram from {}", b.local_addr().unwrap()));
+    p.write(b"reply\n");
+    let mut buf = [0u8; 64];
+    let n = b.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"reply\n");
+    let out = p.kill();
+    assert_eq!(out.out(), "from a\nfrom b\n");
+}
+
+#[test]
+fn udp_timeout_with_no_datagram() {
+    let out = spawn(&["listen", "-u", "--timeout", "300ms", "0"]).finish(WAIT);
+    out.code_is(1);
+    assert!(
+        out.stderr.contains("no datagram within 300ms"),
+        "{}",
+        out.dump()
+    );
+}
+
+#[test]
+fn unix_socket_file_is_created_and_removed_also_on_ctrl_c() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sock");
+    let spath = path.to_str().unwrap();
+
+    let mut p = spawn(&["listen", "--unix", spath]);
+    assert_eq!(p.listening(), format!("unix:{spath}"));
+    let mut c = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    c.write_all(b"over unix").unwrap();
+    c.shutdown(Shutdown::Write).unwrap();
+    let out = p.finish(WAIT);
+    out.ok();
+    assert_eq!(out.stdout, b"over unix");
+    assert!(!path.exists(), "socket file left behind");
+
+    let mut p = spawn(&["listen", &format!("unix:{spath}")]);
+    p.listening();
+    assert!(path.exists());
+    p.signal("INT");
+    let out = p.wait_exit(WAIT);
+    out.code_is(130);
+    assert!(!path.exists(), "socket file left behind after Ctrl-C");
+}
+
+#[test]
+fn unixgram_listen_receives_and_replies() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dg");
+    let mut p = spawn(&["listen", &format!("unixgram:{}", path.display())]);
+    p.listening();
+    let client_path = dir.path().join("client");
+    let c = std::os::unix::net::UnixDatagram::bind(&client_path).unwrap();
+    c.set_read_timeout(Some(WAIT)).unwrap();
+    c.send_to(b"ping", &path).unwrap();
+    p.write(b"pong");
+    let mut buf = [0u8; 16];
+    let n = c.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"pong");
+    let out = p.kill();
+    assert_eq!(out.stdout, b"ping");
+}
+
+/// RFC 8305 in a network namespace of the test's own: a name whose first
+/// address (`::1`) silently drops SYNs, second (`127.0.0.1`) answers.
+#[test]
+fn happy_eyeballs_falls_back_fast_when_the_first_family_is_black_holed() {
+    crate::util::require("unshare");
+    crate::util::require("nft");
+    let dir = tempfile::tempdir().unwrap();
+    let script = format!(
+        r#"set -eu
+ip link set lo up
+printf '127.0.0.1 localhost\n::1 he-test\n127.0.0.1 he-test\n' > {dir}/hosts
+mount --bind {dir}/hosts /etc/hosts
+nft add table inet he
+nft add chain inet he in '{{ type filter hook input priority 0; }}'
+nft add rule inet he in ip6 daddr ::1 tcp dport != 0 drop
+{bin} listen 127.0.0.1 0 --send answered >/dev/null 2>{dir}/listen.err &
+for i in $(seq 500); do grep -q 'listening on' {dir}/listen.err && break; sleep 0.01; done
+port=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' {dir}/listen.err)
+first=$(getent ahosts he-test | head -n1 | cut -d' ' -f1)
+echo "first=$first"
+start=$(date +%s%N)
+{bin} connect -vv he-test "$port" </dev/null
+end=$(date +%s%N)
+echo
+echo "elapsed_ms=$(( (end - start) / 1000000 ))"
+"#,
+        dir = dir.path().display(),
+        bin = crate::util::bin().display()
+    );
+    let out = crate::util::run_cmd("unshare", &["-m", "-n", "bash", "-c", &script], b"");
+    out.ok();
+    let text = out.out();
+    assert!(
+        text.contains("first=::1"),
+        "the resolver must list ::1 first for this test\n{}",
+        out.dump()
+    );
+    assert!(text.starts_with("first=::1\nanswered\n"), "{}", out.dump());
+    let ms: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("elapsed_ms="))
+        .and_then(|v| v.parse().ok())
+        .expect("elapsed_ms line");
+    assert!(
+        ms < 1000,
+        "took {ms} ms; Happy Eyeballs should fall back after 250 ms\n{}",
+        out.dump()
+    );
+    assert!(
+        out.stderr.contains("connected to 127.0.0.1:"),
+        "{}",
+        out.dump()
+    );
+    assert!(out.stderr.contains("head start over"), "{}", out.dump());
+}

@@ -1,0 +1,10 @@
+//! The integration tests: the real binary, real sockets on loopback, real
+//! peers. One test binary (ripgrep's layout) so the crate links once.
+
+mod util;
+
+mod bad_input;
+mod connect;
+mod interop;
+mod listen;
+mod seeds;

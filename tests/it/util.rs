@@ -1,0 +1,411 @@
+//! Test harness: run the real binary (and real peers) as a user would,
+//! with every wait bounded and a full dump of the command, status, stdout
+//! and stderr when something goes wrong.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The netsmith binary under test.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_netsmith"))
+}
+
+/// The default bound for any one wait in a test.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// A finished process.
+#[derive(Debug)]
+pub struct Output {
+    pub cmd: String,
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+impl Output {
+    /// The exit code (None if killed by a signal).
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    /// stdout as text.
+    pub fn out(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// Asserts exit status 0.
+    #[track_caller]
+    pub fn ok(&self) -> &Self {
+        assert!(self.status.success(), "expected success\n{}", self.dump());
+        self
+    }
+
+    /// Asserts a given exit code.
+    #[track_caller]
+    pub fn code_is(&self, code: i32) -> &Self {
+        assert_eq!(self.code(), Some(code), "wrong exit code\n{}", self.dump());
+        self
+    }
+
+    /// Everything about the run, for failure messages.
+    pub fn dump(&self) -> String {
+        let out = String::from_utf8_lossy(&self.stdout);
+        let out: String = out.chars().take(2000).collect();
+        format!(
+            "command: {}\nstatus: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.cmd, self.status, out, self.stderr
+        )
+    }
+}
+
+/// A running process, killed when dropped.
+pub struct Proc {
+    pub cmd: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Option<std::thread::JoinHandle<Vec<u8>>>,
+    stderr_lines: mpsc::Receiver<String>,
+    stderr_all: Arc<Mutex<String>>,
+    stderr_thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Starts `program` with `args`, all three streams piped.
+pub fn spawn_cmd(program: impl Into<PathBuf>, args: &[&str]) -> Proc {
+    let program = program.into();
+    let mut cmd = Command::new(&program);
+    cmd.args(args);
+    spawn_command(cmd, format!("{} {}", program.display(), args.join(" ")))
+}
+
+/// Starts netsmith with `args`.
+pub fn spawn(args: &[&str]) -> Proc {
+    spawn_cmd(bin(), args)
+}
+
+/// Starts a prepared command, all three streams piped.
+pub fn spawn_command(mut cmd: Command, display: String) -> Proc {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {display}: {e}"));
+    let stdin = child.stdin.take();
+    let mut out = child.stdout.take().expect("piped stdout");
+    let stdout = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = out.read_to_end(&mut buf);
+        buf
+    });
+    let err = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = mpsc::channel();
+    let all = Arc::new(Mutex::new(String::new()));
+    let all2 = all.clone();
+    let stderr_thread = std::thread::spawn(move || {
+        for line in BufReader::new(err).lines() {
+            let Ok(line) = line else { break };
+            let mut all = all2.lock().unwrap();
+            all.push_str(&line);
+            all.push('\n');
+            drop(all);
+            let _ = tx.send(line);
+        }
+    });
+    Proc {
+        cmd: display,
+        child,
+        stdin,
+        stdout: Some(stdout),
+        stderr_lines: rx,
+        stderr_all: all,
+        stderr_thread: Some(stderr_thread),
+    }
+}
+
+impl Proc {
+    /// Waits for a stderr line containing `needle`; returns the line.
+    #[track_caller]
+    pub fn wait_stderr(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr_lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(mpsc::RecvTimeoutError::Timeout | mpsc::RecvTimeoutError::Disconnected) => {
+                    panic!(
+                        "no stderr line containing {needle:?} within {WAIT:?}\ncommand: {}\nstderr so far:\n{}",
+                        self.cmd,
+                        self.stderr_all.lock().unwrap()
+                    )
+                }
+            }
+        }
+    }
+
+    /// Waits for netsmith's "listening on ADDR" line; returns ADDR.
+    #[track_caller]
+    pub fn listening(&mut self) -> String {
+        let line = self.wait_stderr("listening on ");
+        line.split("listening on ")
+            .nth(1)
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    }
+
+    /// Waits for the "listening on" line and returns its port.
+    #[track_caller]
+    pub fn port(&mut self) -> u16 {
+        let addr = self.listening();
+        addr.rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {addr:?}"))
+    }
+
+    /// Writes to the process's stdin.
+    pub fn write(&mut self, data: &[u8]) {
+        self.stdin
+            .as_mut()
+            .expect("stdin still open")
+            .write_all(data)
+            .expect("write to child stdin");
+    }
+
+    /// Closes the process's stdin (EOF).
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Takes the stdin pipe, e.g. to feed it from another thread.
+    pub fn take_stdin(&mut self) -> ChildStdin {
+        self.stdin.take().expect("stdin still open")
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal by name (e.g. "INT").
+    pub fn signal(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status();
+    }
+
+    /// Closes stdin, then waits for the process to exit within `timeout`;
+    /// kills it and fails the test if it does not.
+    #[track_caller]
+    pub fn finish(mut self, timeout: Duration) -> Output {
+        self.stdin = None;
+        self.wait_exit(timeout)
+    }
+
+    /// Waits for the process to exit within `timeout`, leaving stdin as it
+    /// is; kills it and fails the test if it does not exit.
+    #[track_caller]
+    pub fn wait_exit(mut self, timeout: Duration) -> Output {
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                let stderr = self.stderr_all.lock().unwrap().clone();
+                panic!(
+                    "{} did not exit within {timeout:?}\nstderr:\n{stderr}",
+                    self.cmd
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let stdout = self
+            .stdout
+            .take()
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default();
+        if let Some(h) = self.stderr_thread.take() {
+            let _ = h.join();
+        }
+        let stderr = self.stderr_all.lock().unwrap().clone();
+        Output {
+            cmd: self.cmd.clone(),
+            status,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Kills the process and returns what it wrote.
+    pub fn kill(mut self) -> Output {
+        let _ = self.child.kill();
+        self.finish(WAIT)
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs netsmith to completion with `stdin` as input.
+#[track_caller]
+pub fn run(args: &[&str], stdin: &[u8]) -> Output {
+    run_cmd(bin(), args, stdin)
+}
+
+/// Runs any program to completion with `stdin` as input, within [`WAIT`].
+#[track_caller]
+pub fn run_cmd(program: impl Into<PathBuf>, args: &[&str], stdin: &[u8]) -> Output {
+    let mut p = spawn_cmd(program, args);
+    let mut pipe = p.take_stdin();
+    let data = stdin.to_vec();
+    let feeder = std::thread::spawn(move || {
+        let _ = pipe.write_all(&data);
+    });
+    let out = p.finish(WAIT);
+    let _ = feeder.join();
+    out
+}
+
+/// `n` random bytes.
+pub fn random_bytes(n: usize) -> Vec<u8> {
+    use rand::Rng;
+    let mut v = vec![0u8; n];
+    rand::rng().fill_bytes(&mut v);
+    v
+}
+
+/// Hex SHA-256 of `data`.
+pub fn sha256(data: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    use std::fmt::Write as _;
+    Sha256::digest(data)
+        .iter()
+        .fold(String::new(), |mut hex, b| {
+            let _ = write!(hex, "{b:02x}");
+            hex
+        })
+}
+
+/// The path of a peer program. A missing peer fails the test: the test
+/// command installs them, and CI must not pass by skipping.
+#[track_caller]
+pub fn require(tool: &str) -> PathBuf {
+    let out = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .expect("sh");
+    let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        !path.is_empty(),
+        "{tool} is not installed: run scripts/test.sh, which installs the test peers"
+    );
+    PathBuf::from(path)
+}
+
+/// A free TCP port on 127.0.0.1 for peers that cannot report the port they
+/// bound (ncat, socat). The port is released just before use; the kernel
+/// does not hand it out again that soon.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until a TCP socket listens on `port` (any address), read from
+/// /proc/net so that no probe connection uses up a one-shot peer's accept.
+#[track_caller]
+pub fn wait_tcp_listen(port: u16) {
+    let deadline = Instant::now() + WAIT;
+    let want = format!(":{port:04X} ");
+    loop {
+        let listening = ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|f| {
+            std::fs::read_to_string(f)
+                .unwrap_or_default()
+                .lines()
+                .any(|l| {
+                    let cols: Vec<&str> = l.split_whitespace().collect();
+                    cols.len() > 3
+                        && format!("{} ", &cols[1][cols[1].len() - 5..]) == want
+                        && cols[3] == "0A"
+                })
+        });
+        if listening {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing listens on port {port} after {WAIT:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits until a UDP socket is bound to `port`.
+#[track_caller]
+pub fn wait_udp_bound(port: u16) {
+    let deadline = Instant::now() + WAIT;
+    let want = format!(":{port:04X}");
+    loop {
+        let bound = ["/proc/net/udp", "/proc/net/udp6"].iter().any(|f| {
+            std::fs::read_to_string(f)
+                .unwrap_or_default()
+                .lines()
+                .any(|l| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .is_some_and(|local| local.ends_with(&want))
+                })
+        });
+        if bound {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing bound to udp port {port} after {WAIT:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits until a Unix stream socket listens at `path` (from /proc/net/unix,
+/// without connecting to it).
+#[track_caller]
+pub fn wait_unix_listen(path: &std::path::Path) {
+    let deadline = Instant::now() + WAIT;
+    let want = path.to_string_lossy().into_owned();
+    loop {
+        let listening = std::fs::read_to_string("/proc/net/unix")
+            .unwrap_or_default()
+            .lines()
+            .any(|l| {
+                let cols: Vec<&str> = l.split_whitespace().collect();
+                // Flags 00010000 is __SO_ACCEPTCON: the socket is listening.
+                cols.len() >= 8 && cols[3] == "00010000" && cols[7] == want
+            });
+        if listening {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing listens on {} after {WAIT:?}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
