@@ -148,7 +148,7 @@ fn parse_source(
 
 /// Runs `connect` until the session ends.
 pub async fn run(cfg: ConnectConfig) -> Result<()> {
-    let stdout = Stdout::start();
+    let stdout = Stdout::get();
     let mut out = stdout.clone();
     let result = match &cfg.target {
         Endpoint::Inet {
@@ -218,7 +218,6 @@ pub async fn run(cfg: ConnectConfig) -> Result<()> {
             .await
         }
     };
-    stdout.sync().await;
     result
 }
 

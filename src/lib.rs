@@ -33,6 +33,9 @@ pub use error::{Error, Result};
 
 use cli::{Cli, Command};
 
+/// How long output may still drain after Ctrl-C.
+const INTERRUPT_FLUSH: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Runs one command line to completion, or until Ctrl-C/SIGTERM, which
 /// drops the command (closing its sockets and removing its socket files)
 /// and reports [`Error::Interrupted`].
@@ -43,10 +46,19 @@ pub async fn run(cli: Cli) -> Result<()> {
             Command::Listen(args) => listen::run(listen::ListenConfig::new(args, cli.quiet)?).await,
         }
     };
-    tokio::select! {
+    let result = tokio::select! {
         r = command => r,
         () = interrupted() => Err(Error::Interrupted),
+    };
+    // Whatever way the command ended, what it received reaches stdout;
+    // after Ctrl-C only for a moment, in case stdout's reader is stuck.
+    match result {
+        Err(Error::Interrupted) => {
+            let _ = tokio::time::timeout(INTERRUPT_FLUSH, stdio::Stdout::sync_global()).await;
+        }
+        _ => stdio::Stdout::sync_global().await,
     }
+    result
 }
 
 /// Completes on SIGINT or SIGTERM.

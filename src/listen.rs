@@ -149,7 +149,7 @@ impl ListenConfig {
 
 /// Runs `listen` until its client leaves (or forever with `-k`).
 pub async fn run(cfg: ListenConfig) -> Result<()> {
-    let stdout = Stdout::start();
+    let stdout = Stdout::get();
     let result = match &cfg.endpoint {
         Endpoint::Inet { proto, host, port } => {
             let addr = bind_addr(&cfg.resolve, host, *port).await?;
@@ -207,7 +207,6 @@ pub async fn run(cfg: ListenConfig) -> Result<()> {
             .await
         }
     };
-    stdout.sync().await;
     result
 }
 

@@ -84,9 +84,26 @@ pub struct Stdout {
     tx: PollSender<Msg>,
 }
 
+/// The process's one stdout writer, started on first use.
+static STDOUT: std::sync::OnceLock<Stdout> = std::sync::OnceLock::new();
+
 impl Stdout {
-    /// Starts the writer thread.
-    pub fn start() -> Stdout {
+    /// A handle on the process's stdout writer (one thread for the process,
+    /// so that [`Stdout::sync_global`] can flush it on every way out,
+    /// Ctrl-C included).
+    pub fn get() -> Stdout {
+        STDOUT.get_or_init(Stdout::start).clone()
+    }
+
+    /// Waits until everything written to stdout so far has reached it, if
+    /// stdout was ever used.
+    pub async fn sync_global() {
+        if let Some(stdout) = STDOUT.get() {
+            stdout.sync().await;
+        }
+    }
+
+    fn start() -> Stdout {
         let (tx, mut rx) = mpsc::channel::<Msg>(DEPTH);
         let file = io::stdout().as_fd().try_clone_to_owned().map(File::from);
         let spawned = std::thread::Builder::new()

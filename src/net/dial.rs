@@ -57,10 +57,7 @@ pub async fn tcp(
     source: Option<SocketAddr>,
     timeout: Duration,
 ) -> Result<TcpStream> {
-    let order: Vec<SocketAddr> = interleave(addrs)
-        .into_iter()
-        .filter(|a| source.is_none_or(|s| s.is_ipv4() == a.is_ipv4()))
-        .collect();
+    let order: Vec<SocketAddr> = interleave(addrs).into_iter().filter(|a| fits(source, *a)).collect();
     if order.is_empty() {
         return Err(Error::usage(format!(
             "the source address is of another family than every address of {what}"
@@ -133,12 +130,32 @@ async fn attempt(
         };
         if let Some(src) = source {
             socket.set_reuseaddr(true)?;
-            socket.bind(src)?;
+            socket.bind(local_for(src, addr))?;
         }
         socket.connect(addr).await
     }
     .await;
     (addr, result)
+}
+
+/// Whether `target` can be reached from `source`: same family, or any
+/// family when only a source port was given (`-p`).
+fn fits(source: Option<SocketAddr>, target: SocketAddr) -> bool {
+    source.is_none_or(|s| s.ip().is_unspecified() || s.is_ipv4() == target.is_ipv4())
+}
+
+/// The local address to bind for `target`: `source`, with an unspecified IP
+/// turned into the unspecified address of the target's family.
+fn local_for(source: SocketAddr, target: SocketAddr) -> SocketAddr {
+    if !source.ip().is_unspecified() || source.is_ipv4() == target.is_ipv4() {
+        return source;
+    }
+    let any = if target.is_ipv4() {
+        std::net::IpAddr::from([0, 0, 0, 0])
+    } else {
+        std::net::IpAddr::from([0u16; 8])
+    };
+    SocketAddr::new(any, source.port())
 }
 
 /// One error for a set of failed attempts: the common reason when they
@@ -170,19 +187,13 @@ pub async fn udp(what: &str, addrs: &[SocketAddr], source: Option<SocketAddr>) -
     let target = addrs
         .iter()
         .copied()
-        .find(|a| source.is_none_or(|s| s.is_ipv4() == a.is_ipv4()))
+        .find(|a| fits(source, *a))
         .ok_or_else(|| {
             Error::usage(format!(
                 "the source address is of another family than every address of {what}"
             ))
         })?;
-    let local = source.unwrap_or_else(|| {
-        if target.is_ipv4() {
-            SocketAddr::from(([0, 0, 0, 0], 0))
-        } else {
-            SocketAddr::from(([0u16; 8], 0))
-        }
-    });
+    let local = local_for(source.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))), target);
     let socket = UdpSocket::bind(local)
         .await
         .map_err(|e| Error::bind(format!("cannot bind {local}"), &e, Some(local.port())))?;

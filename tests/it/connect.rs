@@ -233,6 +233,18 @@ fn source_address_is_used() {
 }
 
 #[test]
+fn source_port_alone_fits_either_family() {
+    let listener = TcpListener::bind("[::1]:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let srv = thread::spawn(move || listener.accept().unwrap().1);
+    let local = crate::util::free_port();
+    let out = run(&["connect", "-p", &local.to_string(), "::1", &port.to_string()], b"");
+    out.ok();
+    let peer = srv.join().unwrap();
+    assert_eq!((peer.ip().to_string().as_str(), peer.port()), ("::1", local));
+}
+
+#[test]
 fn refused_is_a_network_error() {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -122,7 +122,8 @@ fn keep_open_serves_three_clients_at_once_and_broadcasts_stdin() {
     for _ in 0..3 {
         p.wait_stderr("disconnected");
     }
-    let out = p.kill();
+    let out = p.interrupt();
+    out.code_is(130);
     let text = out.out();
     for i in 0..3 {
         assert!(
@@ -149,7 +150,8 @@ fn keep_open_max_conns_makes_extra_clients_wait() {
     p.wait_stderr("connection from");
     drop(second);
     p.wait_stderr("disconnected");
-    let out = p.kill();
+    let out = p.interrupt();
+    out.code_is(130);
     assert_eq!(out.stdout, b"AB");
     let events: Vec<&str> = out
         .stderr
@@ -182,7 +184,8 @@ fn udp_two_senders_and_reply_to_the_latest() {
     let mut buf = [0u8; 64];
     let n = b.recv(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"reply\n");
-    let out = p.kill();
+    let out = p.interrupt();
+    out.code_is(130);
     assert_eq!(out.out(), "from a\nfrom b\n");
 }
 
@@ -236,7 +239,8 @@ fn unixgram_listen_receives_and_replies() {
     let mut buf = [0u8; 16];
     let n = c.recv(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"pong");
-    let out = p.kill();
+    let out = p.interrupt();
+    out.code_is(130);
     assert_eq!(out.stdout, b"ping");
 }
 

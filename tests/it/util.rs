@@ -246,6 +246,14 @@ impl Proc {
         }
     }
 
+    /// Sends Ctrl-C (SIGINT) and waits for the process to exit, as a user
+    /// stops a server; returns what it wrote.
+    #[track_caller]
+    pub fn interrupt(self) -> Output {
+        self.signal("INT");
+        self.wait_exit(WAIT)
+    }
+
     /// Kills the process and returns what it wrote.
     pub fn kill(mut self) -> Output {
         let _ = self.child.kill();
