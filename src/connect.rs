@@ -14,7 +14,7 @@ use crate::cli::{FamilyArgs, SessionArgs, duration};
 use crate::datagram::{self, ClientWait};
 use crate::endpoint::{self, Endpoint, PortZero};
 use crate::error::{Error, Result};
-use crate::net::{Resolve, Stream, dial};
+use crate::net::{Datagram, Resolve, Stream, dial};
 use crate::services::Proto;
 use crate::session::{self, Input};
 use crate::stdio::{self, Stdout};
@@ -148,77 +148,58 @@ fn parse_source(
 
 /// Runs `connect` until the session ends.
 pub async fn run(cfg: ConnectConfig) -> Result<()> {
-    let stdout = Stdout::get();
-    let mut out = stdout.clone();
-    let result = match &cfg.target {
-        Endpoint::Inet {
-            proto: Proto::Tcp,
-            host,
-            port,
-        } => {
-            let addrs = cfg.resolve.addrs(host, *port).await?;
-            let what = cfg.target.to_string();
-            let stream = dial::tcp(&what, &addrs, cfg.source, cfg.connect_timeout).await?;
-            let peer = stream.peer_addr().map_or(what, |a| a.to_string());
+    let mut out = Stdout::get();
+    let target = cfg.target.to_string();
+    match open(&cfg).await? {
+        Opened::Stream(stream, peer) => {
             tracing::info!("connected to {peer}");
-            session::run(
-                Stream::Tcp(stream),
-                &peer,
-                input(&cfg.args),
-                out,
-                &cfg.args.options(),
+            session::run(stream, &peer, input(&cfg.args), out, &cfg.args.options()).await
+        }
+        Opened::Datagram(socket) => {
+            datagram::client(
+                &socket,
+                &target,
+                chunks(&cfg.args),
+                &mut out,
+                cfg.wait,
+                cfg.args.hex,
             )
             .await
+        }
+    }
+}
+
+/// A socket connected to the target.
+enum Opened {
+    /// A stream, and the peer's address for messages.
+    Stream(Stream, String),
+    Datagram(Datagram),
+}
+
+async fn open(cfg: &ConnectConfig) -> Result<Opened> {
+    let target = cfg.target.to_string();
+    Ok(match &cfg.target {
+        Endpoint::Inet { proto, host, port } => {
+            let addrs = cfg.resolve.addrs(host, *port).await?;
+            match proto {
+                Proto::Tcp => {
+                    let stream =
+                        dial::tcp(&target, &addrs, cfg.source, cfg.connect_timeout).await?;
+                    let peer = stream.peer_addr().map_or(target, |a| a.to_string());
+                    Opened::Stream(Stream::Tcp(stream), peer)
+                }
+                Proto::Udp => Opened::Datagram(dial::udp(&target, &addrs, cfg.source).await?),
+            }
         }
         Endpoint::Unix {
             path,
             datagram: false,
-        } => {
-            let stream = dial::unix(path).await?;
-            tracing::info!("connected to {}", cfg.target);
-            session::run(
-                stream,
-                &cfg.target.to_string(),
-                input(&cfg.args),
-                out,
-                &cfg.args.options(),
-            )
-            .await
-        }
-        Endpoint::Inet {
-            proto: Proto::Udp,
-            host,
-            port,
-        } => {
-            let addrs = cfg.resolve.addrs(host, *port).await?;
-            let socket = dial::udp(&cfg.target.to_string(), &addrs, cfg.source).await?;
-            datagram::client(
-                &socket,
-                &cfg.target.to_string(),
-                chunks(&cfg.args),
-                &mut out,
-                cfg.wait,
-                cfg.args.hex,
-            )
-            .await
-        }
+        } => Opened::Stream(dial::unix(path).await?, target),
         Endpoint::Unix {
             path,
             datagram: true,
-        } => {
-            let socket = dial::unixgram(path)?;
-            datagram::client(
-                &socket,
-                &cfg.target.to_string(),
-                chunks(&cfg.args),
-                &mut out,
-                cfg.wait,
-                cfg.args.hex,
-            )
-            .await
-        }
-    };
-    result
+        } => Opened::Datagram(dial::unixgram(path)?),
+    })
 }
 
 /// The byte stream a stream session sends: `--send TEXT`, stdin, or nothing.

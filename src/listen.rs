@@ -20,7 +20,7 @@ use crate::connect::{chunks, input};
 use crate::datagram;
 use crate::endpoint::{self, Endpoint, Host, PortZero};
 use crate::error::{Error, Result};
-use crate::net::{Family, Listener, Resolve, bind};
+use crate::net::{Datagram, Family, Listener, Resolve, bind};
 use crate::services::Proto;
 use crate::session::{self, Input};
 use crate::stdio::{self, Stdout};
@@ -149,71 +149,77 @@ impl ListenConfig {
 
 /// Runs `listen` until its client leaves (or forever with `-k`).
 pub async fn run(cfg: ListenConfig) -> Result<()> {
-    let stdout = Stdout::get();
-    let result = match &cfg.endpoint {
+    let (bound, _socket_file) = bind(&cfg).await?;
+    let mut stdout = Stdout::get();
+    match bound {
+        Bound::Streams(listener) => streams(&cfg, listener, &stdout).await,
+        Bound::Datagrams(socket) => {
+            datagram::server(
+                &socket,
+                chunks(&cfg.args),
+                &mut stdout,
+                cfg.timeout,
+                cfg.args.hex,
+            )
+            .await
+        }
+    }
+}
+
+/// A bound socket, ready for clients.
+enum Bound {
+    Streams(Listener),
+    Datagrams(Datagram),
+}
+
+/// Binds the endpoint and prints where (port 0 becomes the real port).
+async fn bind(cfg: &ListenConfig) -> Result<(Bound, Option<bind::SocketFile>)> {
+    let (bound, file) = match &cfg.endpoint {
         Endpoint::Inet { proto, host, port } => {
             let addr = bind_addr(&cfg.resolve, host, *port).await?;
             match proto {
-                Proto::Tcp => {
-                    let listener = bind::tcp(addr, cfg.backlog)?;
-                    let local = match &listener {
-                        Listener::Tcp(l) => l.local_addr().map_or(addr, |a| a),
-                        Listener::Unix(_) => addr,
-                    };
-                    announce(&cfg, &local.to_string());
-                    streams(&cfg, listener, &stdout).await
-                }
-                Proto::Udp => {
-                    let socket = bind::udp(addr)?;
-                    let local = match &socket {
-                        crate::net::Datagram::Udp(s) => s.local_addr().map_or(addr, |a| a),
-                        crate::net::Datagram::Unix(_) => addr,
-                    };
-                    announce(&cfg, &format!("udp://{local}"));
-                    let mut out = stdout.clone();
-                    datagram::server(
-                        &socket,
-                        chunks(&cfg.args),
-                        &mut out,
-                        cfg.timeout,
-                        cfg.args.hex,
-                    )
-                    .await
-                }
+                Proto::Tcp => (Bound::Streams(bind::tcp(addr, cfg.backlog)?), None),
+                Proto::Udp => (Bound::Datagrams(bind::udp(addr)?), None),
             }
         }
         Endpoint::Unix {
             path,
             datagram: false,
         } => {
-            let (listener, _file) = bind::unix(path, cfg.backlog)?;
-            announce(&cfg, &cfg.endpoint.to_string());
-            streams(&cfg, listener, &stdout).await
+            let (listener, file) = bind::unix(path, cfg.backlog)?;
+            (Bound::Streams(listener), Some(file))
         }
         Endpoint::Unix {
             path,
             datagram: true,
         } => {
-            let (socket, _file) = bind::unixgram(path)?;
-            announce(&cfg, &cfg.endpoint.to_string());
-            let mut out = stdout.clone();
-            datagram::server(
-                &socket,
-                chunks(&cfg.args),
-                &mut out,
-                cfg.timeout,
-                cfg.args.hex,
-            )
-            .await
+            let (socket, file) = bind::unixgram(path)?;
+            (Bound::Datagrams(socket), Some(file))
         }
     };
-    result
-}
-
-fn announce(cfg: &ListenConfig, what: &str) {
+    let local = match &bound {
+        Bound::Streams(l) => l.local_addr(),
+        Bound::Datagrams(s) => s.local_addr(),
+    };
+    let name = match (&cfg.endpoint, local) {
+        (
+            Endpoint::Inet {
+                proto: Proto::Tcp, ..
+            },
+            Some(addr),
+        ) => addr.to_string(),
+        (
+            Endpoint::Inet {
+                proto: Proto::Udp, ..
+            },
+            Some(addr),
+        ) => format!("udp://{addr}"),
+        (endpoint, _) => endpoint.to_string(),
+    };
     if !cfg.quiet {
-        eprintln!("listening on {what}");
+        eprintln!("listening on {name}");
     }
+    Ok((bound, file))
 }
 
 /// The address to bind: a literal as given, or a name's first address.

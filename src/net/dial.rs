@@ -57,7 +57,10 @@ pub async fn tcp(
     source: Option<SocketAddr>,
     timeout: Duration,
 ) -> Result<TcpStream> {
-    let order: Vec<SocketAddr> = interleave(addrs).into_iter().filter(|a| fits(source, *a)).collect();
+    let order: Vec<SocketAddr> = interleave(addrs)
+        .into_iter()
+        .filter(|a| fits(source, *a))
+        .collect();
     if order.is_empty() {
         return Err(Error::usage(format!(
             "the source address is of another family than every address of {what}"
@@ -193,7 +196,10 @@ pub async fn udp(what: &str, addrs: &[SocketAddr], source: Option<SocketAddr>) -
                 "the source address is of another family than every address of {what}"
             ))
         })?;
-    let local = local_for(source.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))), target);
+    let local = local_for(
+        source.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
+        target,
+    );
     let socket = UdpSocket::bind(local)
         .await
         .map_err(|e| Error::bind(format!("cannot bind {local}"), &e, Some(local.port())))?;

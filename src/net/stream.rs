@@ -114,6 +114,14 @@ pub enum Listener {
 }
 
 impl Listener {
+    /// The bound IP address (`None` for a Unix socket).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Listener::Tcp(l) => l.local_addr().ok(),
+            Listener::Unix(_) => None,
+        }
+    }
+
     /// Waits for the next client.
     pub async fn accept(&self) -> io::Result<(Stream, Peer)> {
         match self {
@@ -137,6 +145,14 @@ pub enum Datagram {
 }
 
 impl Datagram {
+    /// The bound IP address (`None` for a Unix socket).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Datagram::Udp(s) => s.local_addr().ok(),
+            Datagram::Unix(_) => None,
+        }
+    }
+
     /// Receives one datagram into `buf`; returns its length and sender.
     pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, Peer)> {
         match self {
