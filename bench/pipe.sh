@@ -19,7 +19,9 @@
 # it does in `nc -l | tar x`.
 #
 # Tools run round-robin (one run of each per repetition) so that drift of
-# the machine spreads over all of them. Each tool process is bounded by
+# the machine spreads over all of them. Each run waits for an idle machine
+# first, and is repeated (ATTEMPTS times at most) if other processes kept
+# more than MAX_OTHER CPUs busy during it. Each tool process is bounded by
 # `timeout` (TIMEOUT seconds) and timed by /usr/bin/time (user+sys CPU).
 # Raw runs go to bench/results/pipe.json. MB is 10^6 bytes.
 
@@ -30,6 +32,9 @@ REPS=${REPS:-3}
 SIZE=${SIZE:-$((1 << 30))}
 TOOLS=${TOOLS:-"netsmith nc ncat socat"}
 TIMEOUT=${TIMEOUT:-120}
+QUIET_WAIT=${QUIET_WAIT:-60}
+MAX_OTHER=${MAX_OTHER:-0.1}
+ATTEMPTS=${ATTEMPTS:-3}
 
 BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$BENCH")
@@ -41,8 +46,8 @@ JSON=$BENCH/results/pipe.json
 # (ROLE=recv: listen on 127.0.0.1:PORT, write what arrives to stdout) or
 # sends (ROLE=send: connect, send stdin, end cleanly at its EOF).
 
-# --recv-only: with stdin at /dev/null, a plain `listen` half-closes at once
-# and `connect` then stops sending when it sees that FIN.
+# --recv-only, like nc -d: never read stdin. A plain `listen` with stdin at
+# /dev/null half-closes at once, and `connect` may take that FIN for the end.
 netsmith_cmd() {
     case $1 in
         recv) CMD=("$NETSMITH" listen --recv-only 127.0.0.1 "$2") ;;
@@ -105,7 +110,8 @@ prepare() {
         fi
     fi
     [[ -x /usr/bin/time ]] || die "/usr/bin/time is needed (Debian package: time)"
-    command -v python3 >/dev/null || die "python3 is needed"
+    # The system's python starts faster than a version manager's shim.
+    PYTHON=$(command -v /usr/bin/python3 || command -v python3) || die "python3 is needed"
     local kept=()
     for tool in $TOOLS; do
         if [[ $tool == netsmith ]] || command -v "${BINARY[$tool]}" >/dev/null; then
@@ -145,27 +151,28 @@ cleanup() {
 
 # ---------------------------------------------------------------- helpers
 free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+    "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# Waits (up to 10 s) until something listens on 127.0.0.1:PORT. It reads
-# /proc/net/tcp rather than connecting: a probe would be the listener's one
-# client.
-wait_listening() {
+# wait_ready PORT FILE: waits (up to 10 s) until something listens on
+# 127.0.0.1:PORT and FILE exists. It reads /proc/net/tcp rather than
+# connecting: a probe would be the listener's one client.
+wait_ready() {
     local needle i
     needle=$(printf ' 0100007F:%04X 00000000:0000 0A ' "$1")
     for ((i = 0; i < 1000; i++)); do
-        grep -q "$needle" /proc/net/tcp && return 0
+        [[ -e $2 ]] && grep -q "$needle" /proc/net/tcp && return 0
         sleep 0.01
     done
     return 1
 }
 
-# Reads stdin to its end and prints how many bytes it had.
-count_bytes() {
-    python3 -c '
+# The byte counter: reads stdin to its end and prints how many bytes it
+# had; creates the file argv[1] once it is about to read.
+COUNTER='
 import os, sys
 null, n = os.open("/dev/null", os.O_WRONLY), 0
+open(sys.argv[1], "w").close()
 try:
     while k := os.splice(0, null, 1 << 20):  # no copy to user space
         n += k
@@ -173,7 +180,6 @@ except (AttributeError, OSError):  # no splice: read the rest
     while b := sys.stdin.buffer.read1(1 << 20):
         n += len(b)
 print(n)'
-}
 
 # timed FILE CMD...: runs CMD bounded by TIMEOUT; "user sys" CPU seconds of
 # CMD (all its threads) go to FILE.
@@ -183,27 +189,52 @@ timed() {
     /usr/bin/time -f '%U %S' -o "$file" timeout "$TIMEOUT" "$@"
 }
 
+# CPU time the whole machine has spent busy so far, in jiffies (USER_HZ):
+# user nice system irq softirq steal.
+busy_jiffies() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
+
+# Waits (up to QUIET_WAIT seconds) until the machine is idle: less than a
+# tenth of a CPU busy over half a second. Other work on a 2-core machine
+# moves the results more than any difference between the tools.
+wait_quiet() {
+    local deadline=$((SECONDS + QUIET_WAIT)) b0 b1
+    while :; do
+        b0=$(busy_jiffies)
+        sleep 0.5
+        b1=$(busy_jiffies)
+        ((b1 - b0 <= HZ / 20)) && return 0
+        if ((SECONDS >= deadline)); then
+            say "  machine still busy ($((b1 - b0)) jiffies in 0.5 s); measuring anyway"
+            return 0
+        fi
+    done
+}
+
 cpu_of() { tail -n 1 "$1" 2>/dev/null || echo "nan nan"; }
 
 # ---------------------------------------------------------------- one run
-# measure TOOL REP: one transfer; appends a line to $RUNS:
-# tool rep ok bytes seconds mbps send_user send_sys recv_user recv_sys error
+# measure TOOL REP ATTEMPT: one transfer. Prints its result as one line of
+# tab-separated fields: tool rep attempt ok disturbed bytes seconds mbps
+# send_user send_sys recv_user recv_sys other_cpu error. Returns 3 if other
+# processes kept more than MAX_OTHER CPUs busy on average meanwhile (a
+# disturbed run, worth repeating; a quiet machine shows about 0.02).
 measure() {
-    local tool=$1 rep=$2 port run recv send rpid t0 t1 bytes secs mbps
-    local send_rc=0 recv_rc=0 error=-
-    run=$WORK/$tool.$rep
+    local tool=$1 rep=$2 attempt=$3 run port recv send rpid t0 t1 b0 b1 bytes secs mbps su ss ru rs other
+    local send_rc=0 recv_rc=0 error=- ok=true disturbed=false
+    run=$WORK/$tool.$rep.$attempt
     port=$(free_port)
     "${tool}_cmd" recv "$port"
     recv=("${CMD[@]}")
     "${tool}_cmd" send "$port"
     send=("${CMD[@]}")
 
-    { timed "$run.recv.cpu" "${recv[@]}" </dev/null 2>"$run.recv.err" | count_bytes >"$run.bytes"; } &
+    { timed "$run.recv.cpu" "${recv[@]}" </dev/null 2>"$run.recv.err" |
+        timed "$run.count.cpu" "$PYTHON" -c "$COUNTER" "$run.ready" >"$run.bytes"; } &
     rpid=$!
-    if ! wait_listening "$port"; then
-        error="receiver did not listen on port $port"
-    fi
+    wait_ready "$port" "$run.ready" || error="receiver not listening on port $port after 10 s"
 
+    wait_quiet
+    b0=$(busy_jiffies)
     t0=$EPOCHREALTIME
     if [[ $error == - ]]; then
         if [[ -n $SOURCE ]]; then
@@ -214,28 +245,49 @@ measure() {
     fi
     wait "$rpid" || recv_rc=$?
     t1=$EPOCHREALTIME
+    b1=$(busy_jiffies)
 
     bytes=$(cat "$run.bytes" 2>/dev/null || echo 0)
-    if [[ $error == - ]]; then
-        if ((send_rc != 0)); then
-            error="sender exited $send_rc: $(head -c 200 "$run.send.err" | tr '\n\t' '  ')"
-        elif ((recv_rc != 0)); then
-            error="receiver exited $recv_rc: $(head -c 200 "$run.recv.err" | tr '\n\t' '  ')"
-        elif [[ $bytes != "$SIZE" ]]; then
-            error="received $bytes of $SIZE bytes"
-        fi
+    if [[ $error != - ]]; then
+        :
+    elif ((send_rc != 0)); then
+        error="sender exited $send_rc: $(head -c 200 "$run.send.err" | tr '\n\t' '  ')"
+    elif ((recv_rc != 0)); then
+        error="receiver exited $recv_rc: $(head -c 200 "$run.recv.err" | tr '\n\t' '  ')"
+    elif [[ $bytes != "$SIZE" ]]; then
+        error="received $bytes of $SIZE bytes"
     fi
+    [[ $error == - ]] || ok=false
     secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }')
     mbps=$(awk -v n="$SIZE" -v s="$secs" 'BEGIN { printf "%.1f", n / s / 1e6 }')
-    local ok=true
-    [[ $error == - ]] || ok=false
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$tool" "$rep" "$ok" "$bytes" "$secs" "$mbps" \
-        "$(cpu_of "$run.send.cpu" | tr ' ' '\t')" "$(cpu_of "$run.recv.cpu" | tr ' ' '\t')" "$error" >>"$RUNS"
-    if [[ $ok == true ]]; then
-        say "  $tool #$rep: $mbps MB/s ($secs s)"
-    else
+    read -r su ss <<<"$(cpu_of "$run.send.cpu")"
+    read -r ru rs <<<"$(cpu_of "$run.recv.cpu")"
+    # CPU the machine spent during the run on anything but the two tools
+    # and the counter: kernel threads, other processes
+    other=$(awk -v j=$((b1 - b0)) -v hz="$HZ" -v c="$su $ss $ru $rs $(cpu_of "$run.count.cpu")" \
+        'BEGIN { split(c, t, " "); x = j / hz; for (i in t) x -= t[i]; printf "%.2f", x < 0 ? 0 : x }')
+    awk -v o="$other" -v s="$secs" -v m="$MAX_OTHER" 'BEGIN { exit !(o > m * s) }' && disturbed=true
+
+    if [[ $ok == false ]]; then
         say "  $tool #$rep: FAILED: $error"
+    else
+        say "  $tool #$rep: $mbps MB/s ($secs s; CPU s: send $su+$ss, recv $ru+$rs, other $other)"
     fi
+    printf '%s\t' "$tool" "$rep" "$attempt" "$ok" "$disturbed" "$bytes" "$secs" "$mbps" "$su" "$ss" "$ru" "$rs" "$other"
+    printf '%s\n' "$error"
+    [[ $disturbed == false ]] || return 3
+}
+
+# measure_tool TOOL REP: measures, again while disturbed by other processes
+# (ATTEMPTS times at most), and appends the last result to $RUNS.
+measure_tool() {
+    local attempt line
+    for ((attempt = 1; ; attempt++)); do
+        line=$(measure "$1" "$2" "$attempt") && break
+        ((attempt < ATTEMPTS)) || break
+        say "  (other processes kept more than $MAX_OTHER CPUs busy during that run: again)"
+    done
+    printf '%s\n' "$line" >>"$RUNS"
 }
 
 # ---------------------------------------------------------------- report
@@ -250,7 +302,7 @@ summarize() {
                 for (i = 2; i <= n; i++) { x = a[i]; for (j = i - 1; j > 0 && a[j] > x; j--) a[j + 1] = a[j]; a[j + 1] = x }
                 return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
             }
-            $1 == t && $3 == "true" { n++; m[n] = $6; s[n] = ($7 + $8) * 1073741824 / size; r[n] = ($9 + $10) * 1073741824 / size }
+            $1 == t && $4 == "true" { n++; m[n] = $8; s[n] = ($9 + $10) * 1073741824 / size; r[n] = ($11 + $12) * 1073741824 / size }
             END {
                 if (!n) { print t, 0, "nan", "nan", "nan", "nan", "nan"; exit }
                 med = median(m, n); lo = m[1]; hi = m[n]
@@ -269,18 +321,22 @@ print_tables() {
             printf '%-10s %-15s %-14s %s\n' "$tool" FAILED - -
         else
             printf '%-10s %-15.0f %-14s %s\n' "$tool" "$med" "$(printf '%.0f-%.0f' "$lo" "$hi")" \
-                "$(awk -v a="$med" -v b="$base" 'BEGIN { print (b > 0 ? sprintf("%.2f", a / b) : "-") }')"
+                "$(awk -v a="$med" -v b="$base" 'BEGIN { print (b ~ /^[0-9.]+$/ && b > 0 ? sprintf("%.2f", a / b) : "-") }')"
         fi
     done <<<"$SUMMARY"
     echo
-    printf '%-10s %-22s %s\n' tool "sender CPU s/GiB" "receiver CPU s/GiB"
+    printf '%-10s %-18s %-20s %s\n' tool "sender CPU s/GiB" "receiver CPU s/GiB" total
     while read -r tool n _ _ _ scpu rcpu; do
-        ((n == 0)) || printf '%-10s %-22s %s\n' "$tool" "$scpu" "$rcpu"
+        ((n == 0)) || printf '%-10s %-18s %-20s %.3f\n' "$tool" "$scpu" "$rcpu" "$(awk -v a="$scpu" -v b="$rcpu" 'BEGIN { print a + b }')"
     done <<<"$SUMMARY"
-    echo "(user+sys, median; MB = 10^6 bytes; $SIZE bytes per run, $REPS runs per tool)"
+    echo
+    echo "MB = 10^6 bytes; vs netsmith = tool MB/s / netsmith MB/s; CPU = user+sys, median."
+    echo "On loopback the kernel's TCP receive work is charged to whichever side"
+    echo "runs it, so the sender/receiver split of CPU is rough; the total is not."
+    echo "$SIZE bytes per run, $REPS runs per tool; raw runs: ${JSON#"$ROOT"/}"
 }
 
-json_string() { python3 -c 'import json, sys; print(json.dumps(sys.argv[1]))' "$1"; }
+json_string() { "$PYTHON" -c 'import json, sys; print(json.dumps(sys.argv[1]))' "$1"; }
 
 version_of() {
     case $1 in
@@ -301,13 +357,13 @@ write_json() {
             "$(json_string "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)")"
         printf '  "bytes": %d, "reps": %d, "source": %s, "sink": "receiver stdout | byte counter (splice to /dev/null)",\n' \
             "$SIZE" "$REPS" "$(json_string "$SOURCE_DESC")"
-        printf '  "mb": 1000000,\n  "tools": {\n'
+        printf '  "mb": 1000000, "max_other_cpus": %s, "attempts": %d,\n  "tools": {\n' "$MAX_OTHER" "$ATTEMPTS"
         for tool in $TOOLS; do
             "${tool}_cmd" recv PORT
-            local recv=${CMD[*]}
+            local recv_line=${CMD[*]}
             "${tool}_cmd" send PORT
             printf '%s    "%s": {"version": %s, "recv": %s, "send": %s}' "$sep" "$tool" \
-                "$(json_string "$(version_of "$tool")")" "$(json_string "$recv")" "$(json_string "${CMD[*]}")"
+                "$(json_string "$(version_of "$tool")")" "$(json_string "$recv_line")" "$(json_string "${CMD[*]}")"
             sep=$',\n'
         done
         printf '\n  },\n  "summary": [\n'
@@ -319,10 +375,11 @@ write_json() {
         done <<<"$SUMMARY"
         printf '\n  ],\n  "runs": [\n'
         sep=
-        while IFS=$'\t' read -r tool rep ok bytes secs mbps su ss ru rs error; do
-            printf '%s    {"tool": "%s", "rep": %d, "ok": %s, "bytes": %d, "seconds": %s, "mbps": %s, "send_user": %s, "send_sys": %s, "recv_user": %s, "recv_sys": %s, "error": %s}' \
-                "$sep" "$tool" "$rep" "$ok" "$bytes" "$secs" "$mbps" "$(num "$su")" "$(num "$ss")" "$(num "$ru")" "$(num "$rs")" \
-                "$([[ $error == - ]] && echo null || json_string "$error")"
+        while IFS=$'\t' read -r tool rep attempt ok disturbed bytes secs mbps su ss ru rs other error; do
+            printf '%s    {"tool": "%s", "rep": %d, "attempt": %d, "ok": %s, "disturbed": %s, "bytes": %d, "seconds": %s, "mbps": %s, "send_user": %s, "send_sys": %s, "recv_user": %s, "recv_sys": %s, "other_cpu": %s, "error": %s}' \
+                "$sep" "$tool" "$rep" "$attempt" "$ok" "$disturbed" "$bytes" "$secs" "$mbps" \
+                "$(num "$su")" "$(num "$ss")" "$(num "$ru")" "$(num "$rs")" "$other" \
+                "$(if [[ $error == - ]]; then echo null; else json_string "$error"; fi)"
             sep=$',\n'
         done <"$RUNS"
         printf '\n  ]\n}\n'
@@ -338,6 +395,7 @@ main() {
     WORK_SHM=
     [[ -d /dev/shm ]] && WORK_SHM=$(mktemp -d -p /dev/shm netsmith-bench.XXXXXX)
     trap cleanup EXIT
+    HZ=$(getconf CLK_TCK)
     RUNS=$WORK/runs.tsv
     : >"$RUNS"
 
@@ -348,15 +406,15 @@ main() {
     for ((rep = 1; rep <= REPS; rep++)); do
         say "round $rep/$REPS"
         for tool in $TOOLS; do
-            measure "$tool" "$rep"
+            measure_tool "$tool" "$rep"
         done
     done
 
     SUMMARY=$(summarize)
     write_json
     print_tables
-    say "raw results: $JSON"
-    ! grep -q $'\tfalse\t' "$RUNS" # exit 1 if any run failed
+    # exit 1 if any run failed
+    ! awk -F'\t' '$4 == "false" { bad = 1 } END { exit !bad }' "$RUNS"
 }
 
 main "$@"

@@ -116,8 +116,31 @@ where
         if let Some(hex) = &mut tap.hex {
             hex.dump(data);
         }
-        writer.write_all(data).await.map_err(CopyError::Write)?;
+        write_all(writer, data, tap.activity.as_deref()).await?;
     }
+}
+
+/// `write_all`, recording progress on every partial write, so that a slow
+/// but live peer never looks idle.
+async fn write_all<W>(
+    writer: &mut W,
+    mut data: &[u8],
+    activity: Option<&Activity>,
+) -> Result<(), CopyError>
+where
+    W: AsyncWrite + Unpin + ?Sized,
+{
+    while !data.is_empty() {
+        let n = writer.write(data).await.map_err(CopyError::Write)?;
+        if n == 0 {
+            return Err(CopyError::Write(io::ErrorKind::WriteZero.into()));
+        }
+        if let Some(activity) = activity {
+            activity.touch();
+        }
+        data = &data[n..];
+    }
+    Ok(())
 }
 
 /// Appends `data` to `out` (cleared first) with bare LFs turned into CRLF;

@@ -5,7 +5,7 @@
 //! | event | what happens |
 //! |---|---|
 //! | EOF on input | the socket's write side is shut down (half-close) and reading goes on |
-//! | EOF from the peer | what arrived is written out and the session ends, even if input is still open |
+//! | EOF from the peer | what arrived is written out; input that is still flowing is sent on (the peer may only have half-closed) until it ends or pauses for 200 ms; then the session ends, even if input is still open |
 //! | `--no-shutdown` | at input EOF the write side is left open; the session still ends when the peer closes |
 //! | `-q DUR` | the session ends DUR after input EOF, even if the peer has not closed |
 //! | `-i DUR` | the session ends with an error after DUR with no byte in either direction |
@@ -13,8 +13,11 @@
 //! | `--send-only` | what arrives is discarded; the session still ends when the peer closes |
 //!
 //! Ending only when the peer closes is what makes a request over a
-//! half-closed connection work (the answer comes after our FIN), and what
-//! guarantees that every byte sent was delivered or an error was reported.
+//! half-closed connection work (the answer comes after our FIN). TCP cannot
+//! tell a peer that half-closed from one that closed, so at the peer's EOF
+//! the input is drained while it flows: a transfer in both directions loses
+//! nothing, an idle terminal does not keep the session open, and a peer
+//! that closed for good refuses the rest, which is reported as an error.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +28,11 @@ use tokio::time::Instant;
 use crate::copy::{self, Activity, CopyError, HexDump, Tap};
 use crate::error::{Error, Result, describe_io};
 use crate::net::Stream;
+
+/// After the peer's EOF, how long input may pause before the session stops
+/// waiting for more of it. Long enough for any pipe that is still moving
+/// data, short enough that an idle terminal ends the session at once.
+pub const DRAIN_PAUSE: Duration = Duration::from_millis(200);
 
 /// Where a session's outgoing bytes come from.
 pub type Input = Box<dyn AsyncRead + Unpin + Send>;
@@ -147,10 +155,20 @@ where
                     Err(CopyError::Read(e)) => return Err(Error::io(format!("connection with {peer}"), &e)),
                 };
                 tracing::info!("peer closed after {received} bytes");
-                if let Some(Err(CopyError::Write(e))) = up_result {
-                    return Err(Error::io(format!("send to {peer}"), &e));
+                if up_result.is_none() && opts.send {
+                    // The peer may only have half-closed: send what input still has.
+                    tokio::select! {
+                        r = &mut up => up_result = Some(r),
+                        () = activity.idle_for(DRAIN_PAUSE) => {
+                            tracing::info!("stdin idle after the peer closed, ending");
+                        }
+                    }
                 }
-                return Ok(());
+                return match up_result {
+                    Some(Err(CopyError::Write(e))) => Err(Error::io(format!("send to {peer}"), &e)),
+                    Some(Err(CopyError::Read(e))) => Err(Error::Local { what: "read stdin".into(), reason: describe_io(&e) }),
+                    _ => Ok(()),
+                };
             }
             () = sleep_until(quit_at), if quit_at.is_some() => {
                 tracing::info!("quitting: -q time after stdin EOF is up");

@@ -238,10 +238,22 @@ fn source_port_alone_fits_either_family() {
     let port = listener.local_addr().unwrap().port();
     let srv = thread::spawn(move || listener.accept().unwrap().1);
     let local = crate::util::free_port();
-    let out = run(&["connect", "-p", &local.to_string(), "::1", &port.to_string()], b"");
+    let out = run(
+        &[
+            "connect",
+            "-p",
+            &local.to_string(),
+            "::1",
+            &port.to_string(),
+        ],
+        b"",
+    );
     out.ok();
     let peer = srv.join().unwrap();
-    assert_eq!((peer.ip().to_string().as_str(), peer.port()), ("::1", local));
+    assert_eq!(
+        (peer.ip().to_string().as_str(), peer.port()),
+        ("::1", local)
+    );
 }
 
 #[test]

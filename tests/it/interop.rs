@@ -1,8 +1,9 @@
 //! netsmith against itself and against the reference tools, ncat and socat,
 //! in both roles: 64 MiB of random bytes each way at once, over TCP on
-//! 127.0.0.1 and [::1] and over Unix stream sockets, checked by SHA-256 on
+//! 127.0.0.1 and `[::1]` and over Unix stream sockets, checked by SHA-256 on
 //! both sides. And a request over a half-closed connection against a Python
-//! server that answers only after EOF.
+//! server that answers only after EOF, and a peer that half-closes first
+//! while netsmith still has stdin to send.
 //!
 //! End-of-stream behaviour of the peers, which decides whether both
 //! directions can complete:
@@ -17,10 +18,11 @@
 //!   (`-t`); `-t 30` lets both directions finish (it still quits as soon as
 //!   both have).
 
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crate::util::{self, Output, Proc, WAIT};
 
@@ -89,17 +91,55 @@ fn assert_ok(out: &Output) {
     );
 }
 
-/// Fails unless `receiver` got exactly `sent` (by SHA-256).
+/// `n` random bytes from the kernel: [`util::random_bytes`] runs
+/// unoptimized in the test build and takes seconds for 64 MiB.
+fn urandom(n: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; n];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .expect("read /dev/urandom");
+    buf
+}
+
+/// Hex SHA-256 of `data`, by coreutils' `sha256sum`: [`util::sha256`] runs
+/// unoptimized in the test build (about 2 s per 64 MiB).
+fn sha256(data: &[u8]) -> String {
+    let mut p = util::spawn_cmd(util::require("sha256sum"), &[]);
+    let mut stdin = p.take_stdin();
+    std::thread::scope(|s| {
+        s.spawn(move || stdin.write_all(data).expect("write to sha256sum"));
+    });
+    let out = p.finish(WAIT);
+    out.ok();
+    out.out()
+        .split_whitespace()
+        .next()
+        .expect("a hash")
+        .to_string()
+}
+
+/// Fails unless `receiver` printed exactly `sent`, by SHA-256.
 #[track_caller]
 fn assert_received(receiver: &Output, sent: &[u8], sender: &Output) {
-    assert!(
-        util::sha256(&receiver.stdout) == util::sha256(sent),
-        "{} received {} bytes that are not the {} bytes {} sent (SHA-256 differs)\n\
+    let (got, want) = (sha256(&receiver.stdout), sha256(sent));
+    if got == want {
+        return;
+    }
+    let first_difference = receiver.stdout.iter().zip(sent).position(|(a, b)| a != b);
+    let how = match first_difference {
+        Some(at) => format!("they differ from byte {at} on"),
+        None if receiver.stdout.len() < sent.len() => {
+            "what arrived is a truncated copy".to_string()
+        }
+        None => "what was sent is followed by extra bytes".to_string(),
+    };
+    panic!(
+        "{} printed {} bytes with SHA-256 {got}, but {} was given {} bytes with SHA-256 {want}: {how}\n\
          --- receiver stderr ---\n{}\n--- sender stderr ---\n{}",
         receiver.cmd,
         receiver.stdout.len(),
-        sent.len(),
         sender.cmd,
+        sent.len(),
         receiver.stderr,
         sender.stderr
     );
@@ -109,8 +149,8 @@ fn assert_received(receiver: &Output, sent: &[u8], sender: &Output) {
 /// 0 for a Unix socket), and sends `size` random bytes each way at once:
 /// both exit 0, and each printed exactly what the other was given on stdin.
 fn both_ways(server: &Cmd, ready: Ready, client: impl FnOnce(u16) -> Cmd, size: usize) {
-    let to_client = Arc::new(util::random_bytes(size));
-    let to_server = Arc::new(util::random_bytes(size));
+    let to_client = Arc::new(urandom(size));
+    let to_server = Arc::new(urandom(size));
     let (mut srv, srv_feeder) = start(server, &to_client);
     let port = match ready {
         Ready::Announced => srv.port(),
@@ -124,8 +164,14 @@ fn both_ways(server: &Cmd, ready: Ready, client: impl FnOnce(u16) -> Cmd, size: 
         }
     };
     let (cli, cli_feeder) = start(&client(port), &to_server);
+    // One WAIT for the whole transfer; the server ends with its client.
+    let deadline = Instant::now() + WAIT;
     let cli = cli.finish(WAIT);
-    let srv = srv.finish(WAIT);
+    let srv = srv.finish(
+        deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_secs(2)),
+    );
     let _ = cli_feeder.join();
     let _ = srv_feeder.join();
     assert_ok(&cli);
@@ -385,4 +431,79 @@ fn half_close_request_gets_the_answer() {
     out.ok();
     assert_eq!(out.out(), "got 1048576 bytes\n", "{}", out.dump());
     server.finish(WAIT).ok();
+}
+
+// The peer half-closes first: its EOF must not cut off what we still send.
+//
+// A peer's EOF is a half-close: it may still be reading. ncat as a client,
+// OpenBSD nc -N and socat -t keep sending their stdin after it; netsmith
+// must too, or a transfer both ways at once loses the tail of whichever
+// direction ends last. (The README currently documents the opposite: "stdin
+// that has not been sent yet is dropped, as with ncat".)
+
+/// Says "bye", half-closes at once, then counts what arrives until EOF.
+const EARLY_EOF_PEER: &str = r#"
+import socket, sys
+if len(sys.argv) > 1:
+    c = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+else:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    print("port", s.getsockname()[1], file=sys.stderr, flush=True)
+    c, _ = s.accept()
+c.sendall(b"bye\n")
+c.shutdown(socket.SHUT_WR)
+n = 0
+while True:
+    b = c.recv(65536)
+    if not b:
+        break
+    n += len(b)
+print("received", n)
+"#;
+
+/// What the early-EOF peer is sent: enough that it is still on its way when
+/// the peer's EOF arrives.
+const EARLY_EOF_SIZE: usize = 16 << 20;
+
+#[test]
+fn connect_sends_all_of_stdin_after_the_server_half_closes() {
+    let mut server = util::spawn_cmd(util::require("python3"), &["-u", "-c", EARLY_EOF_PEER]);
+    let line = server.wait_stderr("port ");
+    let port = line.trim_start_matches("port ").trim();
+    let out = util::run(&["connect", "127.0.0.1", port], &urandom(EARLY_EOF_SIZE));
+    let server = server.finish(WAIT);
+    out.ok();
+    server.ok();
+    assert_eq!(out.out(), "bye\n", "{}", out.dump());
+    assert_eq!(
+        server.out(),
+        format!("received {EARLY_EOF_SIZE}\n"),
+        "netsmith stopped sending at the server's EOF\n{}",
+        out.dump()
+    );
+}
+
+#[test]
+fn listen_sends_all_of_stdin_after_the_client_half_closes() {
+    let data = Arc::new(urandom(EARLY_EOF_SIZE));
+    let (mut server, feeder) = start(&netsmith(&["listen", "127.0.0.1", "0"]), &data);
+    let port = server.port().to_string();
+    let client = util::run_cmd(
+        util::require("python3"),
+        &["-u", "-c", EARLY_EOF_PEER, &port],
+        b"",
+    );
+    let server = server.finish(WAIT);
+    let _ = feeder.join();
+    client.ok();
+    server.ok();
+    assert_eq!(server.out(), "bye\n", "{}", server.dump());
+    assert_eq!(
+        client.out(),
+        format!("received {EARLY_EOF_SIZE}\n"),
+        "netsmith stopped sending at the client's EOF\n{}",
+        server.dump()
+    );
 }

@@ -335,85 +335,59 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Waits until a TCP socket listens on `port` (any address), read from
-/// /proc/net so that no probe connection uses up a one-shot peer's accept.
+/// Polls until some line of one of the /proc/net `tables` satisfies
+/// `matches` (split into columns). Reading the kernel's socket tables, not
+/// connecting, means no probe uses up a one-shot peer's accept.
 #[track_caller]
-pub fn wait_tcp_listen(port: u16) {
+fn wait_proc_net(tables: &[&str], what: &str, matches: impl Fn(&[&str]) -> bool) {
     let deadline = Instant::now() + WAIT;
-    let want = format!(":{port:04X} ");
     loop {
-        let listening = ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|f| {
-            std::fs::read_to_string(f)
+        let found = tables.iter().any(|t| {
+            std::fs::read_to_string(t)
                 .unwrap_or_default()
                 .lines()
                 .any(|l| {
                     let cols: Vec<&str> = l.split_whitespace().collect();
-                    cols.len() > 3
-                        && format!("{} ", &cols[1][cols[1].len() - 5..]) == want
-                        && cols[3] == "0A"
+                    matches(&cols)
                 })
         });
-        if listening {
+        if found {
             return;
         }
-        assert!(
-            Instant::now() < deadline,
-            "nothing listens on port {port} after {WAIT:?}"
-        );
+        assert!(Instant::now() < deadline, "{what} not seen after {WAIT:?}");
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Waits until a TCP socket listens on `port` (any address).
+#[track_caller]
+pub fn wait_tcp_listen(port: u16) {
+    let want = format!(":{port:04X}");
+    // Columns: sl local_address rem_address st; st 0A is LISTEN.
+    wait_proc_net(
+        &["/proc/net/tcp", "/proc/net/tcp6"],
+        &format!("a TCP listener on port {port}"),
+        |c| c.len() > 3 && c[1].ends_with(&want) && c[3] == "0A",
+    );
 }
 
 /// Waits until a UDP socket is bound to `port`.
 #[track_caller]
 pub fn wait_udp_bound(port: u16) {
-    let deadline = Instant::now() + WAIT;
     let want = format!(":{port:04X}");
-    loop {
-        let bound = ["/proc/net/udp", "/proc/net/udp6"].iter().any(|f| {
-            std::fs::read_to_string(f)
-                .unwrap_or_default()
-                .lines()
-                .any(|l| {
-                    l.split_whitespace()
-                        .nth(1)
-                        .is_some_and(|local| local.ends_with(&want))
-                })
-        });
-        if bound {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "nothing bound to udp port {port} after {WAIT:?}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_proc_net(
+        &["/proc/net/udp", "/proc/net/udp6"],
+        &format!("a UDP socket on port {port}"),
+        |c| c.len() > 1 && c[1].ends_with(&want),
+    );
 }
 
-/// Waits until a Unix stream socket listens at `path` (from /proc/net/unix,
-/// without connecting to it).
+/// Waits until a Unix stream socket listens at `path`.
 #[track_caller]
 pub fn wait_unix_listen(path: &std::path::Path) {
-    let deadline = Instant::now() + WAIT;
     let want = path.to_string_lossy().into_owned();
-    loop {
-        let listening = std::fs::read_to_string("/proc/net/unix")
-            .unwrap_or_default()
-            .lines()
-            .any(|l| {
-                let cols: Vec<&str> = l.split_whitespace().collect();
-                // Flags 00010000 is __SO_ACCEPTCON: the socket is listening.
-                cols.len() >= 8 && cols[3] == "00010000" && cols[7] == want
-            });
-        if listening {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "nothing listens on {} after {WAIT:?}",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    // Flags 00010000 is __SO_ACCEPTCON: the socket is listening.
+    wait_proc_net(&["/proc/net/unix"], &format!("a listener on {want}"), |c| {
+        c.len() >= 8 && c[3] == "00010000" && c[7] == want
+    });
 }
