@@ -46,8 +46,8 @@ JSON=$BENCH/results/pipe.json
 # (ROLE=recv: listen on 127.0.0.1:PORT, write what arrives to stdout) or
 # sends (ROLE=send: connect, send stdin, end cleanly at its EOF).
 
-# --recv-only, like nc -d: never read stdin. A plain `listen` with stdin at
-# /dev/null half-closes at once, and `connect` may take that FIN for the end.
+# --recv-only, like nc -d and ncat --recv-only: the receiver never reads its
+# stdin, so all three pay for one direction only.
 netsmith_cmd() {
     case $1 in
         recv) CMD=("$NETSMITH" listen --recv-only 127.0.0.1 "$2") ;;

@@ -18,7 +18,7 @@
 //!   (`-t`); `-t 30` lets both directions finish (it still quits as soon as
 //!   both have).
 
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -91,37 +91,10 @@ fn assert_ok(out: &Output) {
     );
 }
 
-/// `n` random bytes from the kernel: [`util::random_bytes`] runs
-/// unoptimized in the test build and takes seconds for 64 MiB.
-fn urandom(n: usize) -> Vec<u8> {
-    let mut buf = vec![0u8; n];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .expect("read /dev/urandom");
-    buf
-}
-
-/// Hex SHA-256 of `data`, by coreutils' `sha256sum`: [`util::sha256`] runs
-/// unoptimized in the test build (about 2 s per 64 MiB).
-fn sha256(data: &[u8]) -> String {
-    let mut p = util::spawn_cmd(util::require("sha256sum"), &[]);
-    let mut stdin = p.take_stdin();
-    std::thread::scope(|s| {
-        s.spawn(move || stdin.write_all(data).expect("write to sha256sum"));
-    });
-    let out = p.finish(WAIT);
-    out.ok();
-    out.out()
-        .split_whitespace()
-        .next()
-        .expect("a hash")
-        .to_string()
-}
-
 /// Fails unless `receiver` printed exactly `sent`, by SHA-256.
 #[track_caller]
 fn assert_received(receiver: &Output, sent: &[u8], sender: &Output) {
-    let (got, want) = (sha256(&receiver.stdout), sha256(sent));
+    let (got, want) = (util::sha256(&receiver.stdout), util::sha256(sent));
     if got == want {
         return;
     }
@@ -149,8 +122,8 @@ fn assert_received(receiver: &Output, sent: &[u8], sender: &Output) {
 /// 0 for a Unix socket), and sends `size` random bytes each way at once:
 /// both exit 0, and each printed exactly what the other was given on stdin.
 fn both_ways(server: &Cmd, ready: Ready, client: impl FnOnce(u16) -> Cmd, size: usize) {
-    let to_client = Arc::new(urandom(size));
-    let to_server = Arc::new(urandom(size));
+    let to_client = Arc::new(util::random_bytes(size));
+    let to_server = Arc::new(util::random_bytes(size));
     let (mut srv, srv_feeder) = start(server, &to_client);
     let port = match ready {
         Ready::Announced => srv.port(),
@@ -472,7 +445,10 @@ fn connect_sends_all_of_stdin_after_the_server_half_closes() {
     let mut server = util::spawn_cmd(util::require("python3"), &["-u", "-c", EARLY_EOF_PEER]);
     let line = server.wait_stderr("port ");
     let port = line.trim_start_matches("port ").trim();
-    let out = util::run(&["connect", "127.0.0.1", port], &urandom(EARLY_EOF_SIZE));
+    let out = util::run(
+        &["connect", "127.0.0.1", port],
+        &util::random_bytes(EARLY_EOF_SIZE),
+    );
     let server = server.finish(WAIT);
     out.ok();
     server.ok();
@@ -487,7 +463,7 @@ fn connect_sends_all_of_stdin_after_the_server_half_closes() {
 
 #[test]
 fn listen_sends_all_of_stdin_after_the_client_half_closes() {
-    let data = Arc::new(urandom(EARLY_EOF_SIZE));
+    let data = Arc::new(util::random_bytes(EARLY_EOF_SIZE));
     let (mut server, feeder) = start(&netsmith(&["listen", "127.0.0.1", "0"]), &data);
     let port = server.port().to_string();
     let client = util::run_cmd(
