@@ -170,6 +170,48 @@ fn keep_open_max_conns_makes_extra_clients_wait() {
 }
 
 #[test]
+fn keep_open_survives_a_client_that_resets_mid_stream() {
+    let mut p = spawn(&["listen", "-k", "-v", "--recv-only", "0"]);
+    let addr = p.listening();
+    let rude = socket2::Socket::from(connect(&addr));
+    rude.send(&[b'x'; 100_000]).unwrap();
+    rude.set_linger(Some(Duration::ZERO)).unwrap();
+    drop(rude); // RST instead of FIN
+    p.wait_stderr("connection reset by peer");
+    let mut polite = connect(&addr);
+    polite.write_all(b"still served").unwrap();
+    drop(polite);
+    p.wait_stderr("peer closed after 12 bytes");
+    let out = p.interrupt();
+    assert!(out.stdout.ends_with(b"still served"), "{}", out.dump());
+}
+
+#[test]
+fn keep_open_survives_running_out_of_file_descriptors() {
+    // A descriptor limit low enough that 40 clients exhaust it.
+    let script = format!(
+        "ulimit -n 24 && exec {} listen -k -v --recv-only 0",
+        crate::util::bin().display()
+    );
+    let mut p = crate::util::spawn_cmd("sh", &["-c", &script]);
+    let addr = p.listening();
+    let crowd: Vec<TcpStream> = (0..40).map(|_| connect(&addr)).collect();
+    p.wait_stderr("too many open files");
+    drop(crowd);
+    let mut late = connect(&addr);
+    late.write_all(b"served after EMFILE").unwrap();
+    drop(late);
+    p.wait_stderr("peer closed after 19 bytes");
+    let out = p.interrupt();
+    out.code_is(130);
+    assert!(
+        out.stdout.ends_with(b"served after EMFILE"),
+        "{}",
+        out.dump()
+    );
+}
+
+#[test]
 fn udp_two_senders_and_reply_to_the_latest() {
     let mut p = spawn(&["listen", "-u", "-v", "0"]);
     let port = p.port();
