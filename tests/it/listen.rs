@@ -174,7 +174,7 @@ fn keep_open_survives_a_client_that_resets_mid_stream() {
     let mut p = spawn(&["listen", "-k", "-v", "--recv-only", "0"]);
     let addr = p.listening();
     let rude = socket2::Socket::from(connect(&addr));
-    rude.send(&[b'x'; 100_000]).unwrap();
+    rude.send(&vec![b'x'; 100_000]).unwrap();
     rude.set_linger(Some(Duration::ZERO)).unwrap();
     drop(rude); // RST instead of FIN
     p.wait_stderr("connection reset by peer");
