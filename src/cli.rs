@@ -41,6 +41,15 @@ pub enum Command {
     Connect(crate::connect::ConnectArgs),
     /// Wait for a client and pipe it to stdin/stdout (-k: many clients).
     Listen(crate::listen::ListenArgs),
+    /// Run the classic services: echo, discard, chargen, qotd, daytime, time, banner.
+    Serve(crate::serve::ServeArgs),
+}
+
+impl Command {
+    /// Whether the command is a server that should use every core.
+    pub fn multi_threaded(&self) -> bool {
+        matches!(self, Command::Serve(_))
+    }
 }
 
 /// `-4`, `-6`, `-n`.
@@ -130,7 +139,7 @@ pub fn duration(text: &str) -> Result<Duration, String> {
     crate::duration::parse(text)
 }
 
-const COMMANDS: &[&str] = &["connect", "listen", "help"];
+const COMMANDS: &[&str] = &["connect", "listen", "serve", "help"];
 
 /// Rewrites nc-style command lines: with no command named, `-l` (alone or in
 /// a cluster such as `-lvp`) means `listen`, anything else `connect`.

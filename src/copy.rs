@@ -122,7 +122,7 @@ where
 
 /// `write_all`, recording progress on every partial write, so that a slow
 /// but live peer never looks idle.
-async fn write_all<W>(
+pub async fn write_all<W>(
     writer: &mut W,
     mut data: &[u8],
     activity: Option<&Activity>,

@@ -11,9 +11,10 @@
 //! - [`session`]: a connection joined to stdin/stdout, with the one
 //!   end-of-stream (half-close) policy; [`datagram`]: the same for datagrams.
 //! - [`server`]: the accept loop, with its connection limit and EMFILE back-off.
-//! - [`connect`], [`listen`]: the commands.
+//! - [`connect`], [`listen`], [`serve`]: the commands; [`acl`]: `--allow`/`--deny`.
 //! - [`error`]: the error type and the one mapping to exit statuses.
 
+pub mod acl;
 pub mod cli;
 pub mod connect;
 pub mod copy;
@@ -24,6 +25,7 @@ pub mod error;
 pub mod listen;
 pub mod logging;
 pub mod net;
+pub mod serve;
 pub mod server;
 pub mod services;
 pub mod session;
@@ -40,10 +42,14 @@ const INTERRUPT_FLUSH: std::time::Duration = std::time::Duration::from_secs(1);
 /// drops the command (closing its sockets and removing its socket files)
 /// and reports [`Error::Interrupted`].
 pub async fn run(cli: Cli) -> Result<()> {
+    if let Command::Serve(args) = cli.command {
+        return serve(serve::ServeConfig::new(args, cli.quiet)?).await;
+    }
     let command = async {
         match cli.command {
             Command::Connect(args) => connect::run(args.try_into()?).await,
             Command::Listen(args) => listen::run(listen::ListenConfig::new(args, cli.quiet)?).await,
+            Command::Serve(_) => Ok(()),
         }
     };
     let result = tokio::select! {
@@ -59,6 +65,32 @@ pub async fn run(cli: Cli) -> Result<()> {
         _ => stdio::Stdout::sync_global().await,
     }
     result
+}
+
+/// A server stops gracefully: the first Ctrl-C or SIGTERM stops accepting
+/// and lets open connections finish (`--grace`); a second one ends at once.
+/// A server stopped this way has done its job: exit 0, with its totals.
+async fn serve(cfg: serve::ServeConfig) -> Result<()> {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let json = cfg.json;
+    let run = serve::run(cfg, stop.clone());
+    tokio::pin!(run);
+    let report = tokio::select! {
+        r = &mut run => r?,
+        () = interrupted() => {
+            stop.cancel();
+            tokio::select! {
+                r = &mut run => r?,
+                () = interrupted() => return Err(Error::Interrupted),
+            }
+        }
+    };
+    // Totals are the command's result: stdout (JSON lines with --json).
+    print!("{report}");
+    if !json {
+        tracing::debug!("served until stopped");
+    }
+    Ok(())
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -14,6 +14,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use clap::Args;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::cli::{FamilyArgs, SessionArgs, duration};
 use crate::connect::{chunks, input};
@@ -238,7 +240,9 @@ async fn streams(cfg: &ListenConfig, listener: Listener, stdout: &Stdout) -> Res
         let mut opts = cfg.args.options();
         opts.label_hex = true;
         let opts = Arc::new(opts);
-        crate::server::accept_loop(&listener, cfg.max_conns, |stream, peer| {
+        let limit = Arc::new(tokio::sync::Semaphore::new(cfg.max_conns));
+        let (tracker, forever) = (TaskTracker::new(), CancellationToken::new());
+        crate::server::accept_loop(&listener, limit, &tracker, &forever, |stream, peer| {
             let input = fanout.subscribe();
             let out = stdout.clone();
             let opts = opts.clone();

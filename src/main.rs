@@ -12,12 +12,15 @@ fn main() -> ExitCode {
         Err(err) => return usage_error(&err),
     };
     netsmith::logging::init(cli.verbose, cli.quiet);
-    // One thread runs the sockets; stdin and stdout have their own threads
-    // (see `stdio`), which is all the parallelism a pipe can use.
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    // A pipe (connect, listen) gets one thread for its sockets, and stdin and
+    // stdout have their own (see `stdio`): all the parallelism a pipe can
+    // use. A server gets a thread per core.
+    let mut builder = if cli.command.multi_threaded() {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("netsmith: cannot start the runtime: {e}");

@@ -12,6 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::error::describe_io;
 use crate::net::{Listener, Peer, Stream};
@@ -21,26 +23,40 @@ const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
 /// The longest pause between accept attempts while the failure lasts.
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
-/// Accepts clients forever, running `handle` for each on its own task.
-pub async fn accept_loop<F, Fut>(listener: &Listener, max_conns: usize, mut handle: F)
-where
+/// Accepts clients until `stop` is cancelled, running `handle` for each on
+/// a task of `tracker` (so that a graceful stop can wait for them). `limit`
+/// is shared by every listener of a server: one permit per open connection.
+pub async fn accept_loop<F, Fut>(
+    listener: &Listener,
+    limit: Arc<Semaphore>,
+    tracker: &TaskTracker,
+    stop: &CancellationToken,
+    mut handle: F,
+) where
     F: FnMut(Stream, Peer) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let limit = Arc::new(Semaphore::new(max_conns.max(1)));
     let mut backoff = ACCEPT_BACKOFF_MIN;
     loop {
         if limit.available_permits() == 0 {
-            tracing::info!("connection limit reached (--max-conns {max_conns}): new clients wait");
+            tracing::info!("connection limit reached (--max-conns): new clients wait");
         }
-        let Ok(permit) = limit.clone().acquire_owned().await else {
-            return; // the semaphore is never closed
+        let permit = tokio::select! {
+            p = limit.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return, // the semaphore is never closed
+            },
+            () = stop.cancelled() => return,
         };
-        match listener.accept().await {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            () = stop.cancelled() => return,
+        };
+        match accepted {
             Ok((stream, peer)) => {
                 backoff = ACCEPT_BACKOFF_MIN;
                 let task = handle(stream, peer);
-                tokio::spawn(async move {
+                tracker.spawn(async move {
                     task.await;
                     drop(permit);
                 });
@@ -49,13 +65,12 @@ where
                 tracing::debug!("accept: {}", describe_io(&e));
             }
             Err(e) => {
-                tracing::warn!(
-                    "accept failed: {}; retrying in {:?}",
-                    describe_io(&e),
-                    backoff
-                );
+                tracing::warn!("accept failed: {}; retrying in {:?}", describe_io(&e), backoff);
                 drop(permit);
-                tokio::time::sleep(backoff).await;
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = stop.cancelled() => return,
+                }
                 backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
             }
         }

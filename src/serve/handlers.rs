@@ -1,0 +1,182 @@
+//! What each service does with a connection, and with a datagram.
+//!
+//! A connection handler never blocks the others: each runs on its own task,
+//! a client that stops reading only stalls its own writes (and is closed by
+//! the idle timeout), and every handler ends on the first error.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::proto::{self, DaytimeFormat, Service};
+use super::stats::Stats;
+use crate::copy::{self, Activity, CopyError, Tap};
+use crate::net::Stream;
+
+/// Everything a service's handlers need, shared by its connections.
+#[derive(Debug)]
+pub struct Ctx {
+    pub service: Service,
+    pub stats: Stats,
+    /// qotd's quotes, each ending in a newline.
+    pub quotes: Arc<Vec<String>>,
+    /// The next quote to serve (rotating).
+    next_quote: AtomicUsize,
+    /// chargen's next line for UDP (rotating across datagrams, as inetd).
+    next_line: AtomicUsize,
+    /// banner's text.
+    pub text: Arc<str>,
+    pub daytime: DaytimeFormat,
+    /// Close a connection after this long without progress either way.
+    pub idle: Duration,
+}
+
+/// How long a one-shot service (qotd, daytime, time, banner) keeps reading
+/// after its answer, so that the client's own close comes first and no
+/// reset can destroy the answer in flight.
+const LINGER: Duration = Duration::from_secs(2);
+
+impl Ctx {
+    pub fn new(service: Service, quotes: Arc<Vec<String>>, text: Arc<str>, daytime: DaytimeFormat, idle: Duration) -> Self {
+        Ctx {
+            service,
+            stats: Stats::default(),
+            quotes,
+            next_quote: AtomicUsize::new(0),
+            next_line: AtomicUsize::new(0),
+            text,
+            daytime,
+            idle,
+        }
+    }
+
+    /// The answer of a one-shot service, or of any service to one datagram
+    /// (`None`: no answer, as for discard).
+    pub fn answer<'a>(&self, request: &'a [u8]) -> Option<std::borrow::Cow<'a, [u8]>> {
+        use std::borrow::Cow;
+        Some(match self.service {
+            Service::Echo => Cow::Borrowed(request),
+            Service::Discard => return None,
+            Service::Chargen => {
+                let n = self.next_line.fetch_add(1, Ordering::Relaxed);
+                Cow::Owned(proto::chargen_line(n).to_vec())
+            }
+            Service::Qotd => {
+                let n = self.next_quote.fetch_add(1, Ordering::Relaxed);
+                let quote = &self.quotes[n % self.quotes.len()];
+                Cow::Owned(quote.as_bytes().to_vec())
+            }
+            Service::Daytime => Cow::Owned(proto::daytime(SystemTime::now(), self.daytime).into_bytes()),
+            Service::Time => Cow::Owned(proto::rfc868(SystemTime::now()).to_vec()),
+            Service::Banner => Cow::Owned(self.text.as_bytes().to_vec()),
+        })
+    }
+
+    /// Serves one connection to its end; errors are counted and logged, not
+    /// returned. `transport` names the socket kind in logs.
+    pub async fn serve(&self, stream: Stream, peer: &str, transport: &str) {
+        let activity = Arc::new(Activity::default());
+        let work = async {
+            match self.service {
+                Service::Echo => self.echo(stream, &activity).await,
+                Service::Discard => self.discard(stream, &activity).await,
+                Service::Chargen => self.chargen(stream, &activity).await,
+                _ => self.one_shot(stream).await,
+            }
+        };
+        let result = tokio::select! {
+            r = work => r,
+            () = activity.idle_for(self.idle) => Err(io::Error::new(io::ErrorKind::TimedOut, "idle timeout")),
+        };
+        if let Err(e) = result {
+            Stats::add(&self.stats.errors, 1);
+            tracing::info!("{peer} ({}/{transport}): {}", self.service, crate::error::describe_io(&e));
+        }
+    }
+
+    /// RFC 862: every byte back until the client closes; its half-close is
+    /// passed on once everything has been returned.
+    async fn echo(&self, stream: Stream, activity: &Arc<Activity>) -> io::Result<()> {
+        let (mut rd, mut wr) = tokio::io::split(stream);
+        let mut tap = Tap::new(false, None, Some(activity.clone()));
+        let n = copy::pump(&mut rd, &mut wr, &mut tap).await.map_err(into_io)?;
+        Stats::add(&self.stats.bytes_in, n);
+        Stats::add(&self.stats.bytes_out, n);
+        wr.shutdown().await
+    }
+
+    /// RFC 863: read and drop everything.
+    async fn discard(&self, stream: Stream, activity: &Arc<Activity>) -> io::Result<()> {
+        let (mut rd, _wr) = tokio::io::split(stream);
+        let mut tap = Tap::new(false, None, Some(activity.clone()));
+        let n = copy::pump(&mut rd, &mut tokio::io::sink(), &mut tap).await.map_err(into_io)?;
+        Stats::add(&self.stats.bytes_in, n);
+        Ok(())
+    }
+
+    /// RFC 864: the rotating lines until the client goes away. As inetd
+    /// does, the client's half-close does not stop the stream; a failed
+    /// write (the client closed) does. What the client sends is discarded.
+    async fn chargen(&self, stream: Stream, activity: &Arc<Activity>) -> io::Result<()> {
+        static PERIOD: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        let period = PERIOD.get_or_init(|| proto::chargen_period().repeat(8));
+        let (mut rd, mut wr) = tokio::io::split(stream);
+        let write = async {
+            loop {
+                match copy::write_all(&mut wr, period, Some(activity)).await.map_err(into_io) {
+                    Ok(()) => Stats::add(&self.stats.bytes_out, period.len() as u64),
+                    // The client hanging up is how a chargen session ends.
+                    Err(e) if matches!(e.kind(), io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset) => {
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        let drain = async {
+            let mut buf = vec![0u8; 16 * 1024];
+            while let Ok(n) = rd.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                Stats::add(&self.stats.bytes_in, n as u64);
+            }
+            std::future::pending::<()>().await;
+        };
+        tokio::select! {
+            r = write => r,
+            () = drain => Ok(()),
+        }
+    }
+
+    /// qotd, daytime, time, banner: the answer, then close.
+    async fn one_shot(&self, stream: Stream) -> io::Result<()> {
+        let (mut rd, mut wr) = tokio::io::split(stream);
+        let answer = self.answer(b"").unwrap_or_default();
+        wr.write_all(&answer).await?;
+        wr.shutdown().await?;
+        Stats::add(&self.stats.bytes_out, answer.len() as u64);
+        // Read until the client closes (briefly): closing with its bytes
+        // unread would send a reset that can destroy the answer in flight.
+        let mut buf = [0u8; 512];
+        let _ = tokio::time::timeout(LINGER, async {
+            while let Ok(n) = rd.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                Stats::add(&self.stats.bytes_in, n as u64);
+            }
+        })
+        .await;
+        Ok(())
+    }
+}
+
+fn into_io(e: CopyError) -> io::Error {
+    match e {
+        CopyError::Read(e) | CopyError::Write(e) => e,
+    }
+}

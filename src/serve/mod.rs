@@ -1,0 +1,408 @@
+//! `netsmith serve`: the classic inetd services (echo, discard, chargen,
+//! qotd, daytime, time) and the 001 tutorial's greeting server (banner), in
+//! one process, over TCP, UDP and Unix stream sockets.
+//!
+//! Hardened by default: loopback unless `--bind` says otherwise, a
+//! connection limit below the descriptor limit (raised to its hard limit at
+//! start), an idle timeout, `--allow`/`--deny`, and UDP that cannot be used
+//! as a reflector (no answers to the services' own ports, a per-source
+//! rate limit). Ctrl-C stops accepting, lets open connections finish for
+//! `--grace`, and prints the totals of every service.
+
+pub mod handlers;
+pub mod proto;
+pub mod stats;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use ipnet::IpNet;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::acl::{self, Acl};
+use crate::cli::{FamilyArgs, duration};
+use crate::endpoint::{self, PortZero};
+use crate::error::{Error, Result};
+use crate::net::{Datagram, Listener, Peer, bind};
+use crate::services::Proto;
+use handlers::Ctx;
+use proto::{DaytimeFormat, LOOP_PORTS, Service};
+use stats::Stats;
+
+/// Descriptors kept free for everything that is not a client connection.
+const RESERVED_FDS: u64 = 64;
+
+/// Arguments of `netsmith serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Services to run: echo, discard, chargen, qotd, daytime, time, banner.
+    /// NAME=PORT picks the port (0: a free one); otherwise the well-known
+    /// port (banner: 9999).
+    #[arg(value_name = "SERVICE[=PORT]", required = true)]
+    pub services: Vec<String>,
+    /// The port, when one service is named.
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<String>,
+    /// TCP only.
+    #[arg(long, conflicts_with = "udp")]
+    pub tcp: bool,
+    /// UDP only.
+    #[arg(long)]
+    pub udp: bool,
+    /// Serve over Unix stream sockets, DIR/SERVICE.sock (alone, or with
+    /// --tcp/--udp as well).
+    #[arg(long, value_name = "DIR")]
+    pub unix: Option<PathBuf>,
+    /// Address to listen on (0.0.0.0 or :: for every interface).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+    pub bind: String,
+    #[command(flatten)]
+    pub family: FamilyArgs,
+    /// Most connections served at once, over all services (default: the
+    /// descriptor limit less 64).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_conns: Option<u32>,
+    /// Close a connection after this long without progress either way.
+    #[arg(short = 'i', long, value_name = "DUR", value_parser = duration, default_value = "2m")]
+    pub idle_timeout: Duration,
+    /// Serve only clients in this block (repeatable).
+    #[arg(long, value_name = "CIDR", value_parser = acl::parse_cidr)]
+    pub allow: Vec<IpNet>,
+    /// Refuse clients in this block (repeatable; wins over --allow).
+    #[arg(long, value_name = "CIDR", value_parser = acl::parse_cidr)]
+    pub deny: Vec<IpNet>,
+    /// After Ctrl-C, how long open connections may take to finish.
+    #[arg(long, value_name = "DUR", value_parser = duration, default_value = "5s")]
+    pub grace: Duration,
+    /// Print the totals as JSON, one object per service.
+    #[arg(long)]
+    pub json: bool,
+    /// qotd: serve the quotes of this fortune file (quotes between lines of `%`).
+    #[arg(long, value_name = "FILE")]
+    pub quotes: Option<PathBuf>,
+    /// banner: the text to send.
+    #[arg(long, value_name = "TEXT", default_value = "Thank you for connecting")]
+    pub text: String,
+    /// daytime: ctime (as inetd) or rfc3339.
+    #[arg(long, value_name = "FORMAT", default_value = "ctime")]
+    pub daytime_format: DaytimeFormat,
+    /// UDP replies per second to one source address (0: no limit).
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub udp_rate: u32,
+}
+
+/// A validated `serve` command.
+#[derive(Debug)]
+pub struct ServeConfig {
+    /// Each service with its port.
+    pub services: Vec<(Service, u16)>,
+    pub tcp: bool,
+    pub udp: bool,
+    pub unix: Option<PathBuf>,
+    pub bind: IpAddr,
+    pub max_conns: Option<usize>,
+    pub idle: Duration,
+    pub acl: Acl,
+    pub grace: Duration,
+    pub json: bool,
+    pub quotes: Arc<Vec<String>>,
+    pub text: Arc<str>,
+    pub daytime: DaytimeFormat,
+    pub udp_rate: u32,
+    pub quiet: bool,
+}
+
+impl ServeConfig {
+    /// Validates `a`; `quiet` suppresses the "listening on" lines.
+    pub fn new(a: ServeArgs, quiet: bool) -> Result<Self> {
+        let mut services: Vec<(Service, u16)> = Vec::new();
+        for spec in &a.services {
+            let (name, port) = match spec.split_once('=') {
+                Some((name, port)) => (name, Some(port)),
+                None => (spec.as_str(), None),
+            };
+            let svc: Service = name.parse().map_err(Error::Usage)?;
+            if services.iter().any(|(s, _)| *s == svc) {
+                return Err(Error::usage(format!("service \"{svc}\" is named twice")));
+            }
+            let port = match (port, &a.port) {
+                (Some(p), _) => endpoint::parse_port(p, Proto::Tcp, PortZero::Allowed)?,
+                (None, Some(_)) if a.services.len() > 1 => {
+                    return Err(Error::usage(
+                        "--port goes with one service; give several services their ports as NAME=PORT",
+                    ));
+                }
+                (None, Some(p)) => endpoint::parse_port(p, Proto::Tcp, PortZero::Allowed)?,
+                (None, None) => svc.port(),
+            };
+            services.push((svc, port));
+        }
+        let bind = match endpoint::parse_host(&a.bind)? {
+            endpoint::Host::Ip(ip) => ip,
+            endpoint::Host::Name(n) if n == "localhost" => IpAddr::from([127, 0, 0, 1]),
+            endpoint::Host::Name(n) => {
+                return Err(Error::usage(format!(
+                    "--bind \"{n}\": give an address (127.0.0.1, ::1, 0.0.0.0, ::)"
+                )));
+            }
+        };
+        if !a.family.resolve().family.admits(bind) {
+            return Err(Error::usage(format!("--bind {bind} is not of the family -4/-6 asks for")));
+        }
+        let quotes = match &a.quotes {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| Error::Local {
+                    what: format!("cannot read quotes file {}", path.display()),
+                    reason: crate::error::describe_io(&e),
+                })?;
+                proto::parse_quotes(&text).map_err(|e| Error::usage(format!("{}: {e}", path.display())))?
+            }
+            None => proto::BUILTIN_QUOTES.iter().map(|q| format!("{q}\n")).collect(),
+        };
+        if a.text.len() > 65_507 {
+            return Err(Error::usage("--text is longer than one datagram can carry (65,507 bytes)"));
+        }
+        Ok(ServeConfig {
+            services,
+            tcp: if a.unix.is_some() { a.tcp } else { !a.udp },
+            udp: if a.unix.is_some() { a.udp } else { !a.tcp },
+            unix: a.unix,
+            bind,
+            max_conns: a.max_conns.map(|n| n as usize),
+            idle: a.idle_timeout,
+            acl: Acl::new(a.allow, a.deny),
+            grace: a.grace,
+            json: a.json,
+            quotes: Arc::new(quotes),
+            text: Arc::from(a.text),
+            daytime: a.daytime_format,
+            udp_rate: a.udp_rate,
+            quiet,
+        })
+    }
+}
+
+/// One bound socket of one service.
+enum Socket {
+    Stream(Listener, &'static str),
+    Datagram(Datagram),
+}
+
+/// Runs the services until `stop` is cancelled, then drains and returns
+/// the totals report.
+pub async fn run(cfg: ServeConfig, stop: CancellationToken) -> Result<String> {
+    let fd_limit = raise_fd_limit();
+    let max_conns = cfg
+        .max_conns
+        .unwrap_or_else(|| fd_limit.saturating_sub(RESERVED_FDS).max(16) as usize);
+    tracing::info!("descriptor limit {fd_limit}, serving at most {max_conns} connections at once");
+
+    let mut sockets: Vec<(Arc<Ctx>, Socket)> = Vec::new();
+    let mut contexts = Vec::new();
+    let mut socket_files = Vec::new();
+    for &(svc, port) in &cfg.services {
+        let ctx = Arc::new(Ctx::new(svc, cfg.quotes.clone(), cfg.text.clone(), cfg.daytime, cfg.idle));
+        contexts.push(ctx.clone());
+        let addr = SocketAddr::new(cfg.bind, port);
+        if cfg.tcp {
+            let listener = bind::tcp(addr, 1024)?;
+            announce(&cfg, &listener.local_addr().map_or(addr.to_string(), |a| a.to_string()), svc, "tcp");
+            sockets.push((ctx.clone(), Socket::Stream(listener, "tcp")));
+        }
+        if cfg.udp {
+            let socket = bind::udp(addr)?;
+            let local = socket.local_addr().unwrap_or(addr);
+            announce(&cfg, &format!("udp://{local}"), svc, "udp");
+            sockets.push((ctx.clone(), Socket::Datagram(socket)));
+        }
+        if let Some(dir) = &cfg.unix {
+            let path = dir.join(format!("{svc}.sock"));
+            let (listener, file) = bind::unix(&path, 1024)?;
+            announce(&cfg, &format!("unix:{}", path.display()), svc, "unix");
+            socket_files.push(file);
+            sockets.push((ctx.clone(), Socket::Stream(listener, "unix")));
+        }
+    }
+
+    let limit = Arc::new(Semaphore::new(max_conns));
+    let connections = TaskTracker::new();
+    let mut loops = tokio::task::JoinSet::new();
+    for (ctx, socket) in sockets {
+        let (limit, connections, stop, acl) = (limit.clone(), connections.clone(), stop.clone(), cfg.acl.clone());
+        let udp_rate = cfg.udp_rate;
+        match socket {
+            Socket::Stream(listener, transport) => {
+                loops.spawn(async move {
+                    crate::server::accept_loop(&listener, limit, &connections, &stop, |stream, peer| {
+                        let ctx = ctx.clone();
+                        let admitted = match &peer {
+                            Peer::Inet(addr) => acl.admits(addr.ip()),
+                            Peer::Unix(_) => true,
+                        };
+                        async move {
+                            if !admitted {
+                                Stats::add(&ctx.stats.denied, 1);
+                                tracing::info!("refused {peer} ({}/{transport}): not allowed", ctx.service);
+                                return;
+                            }
+                            Stats::add(&ctx.stats.connections, 1);
+                            tracing::info!("connection from {peer} ({}/{transport})", ctx.service);
+                            ctx.serve(stream, &peer.to_string(), transport).await;
+                        }
+                    })
+                    .await;
+                });
+            }
+            Socket::Datagram(socket) => {
+                loops.spawn(async move { datagrams(&socket, &ctx, &acl, udp_rate, &stop).await });
+            }
+        }
+    }
+
+    stop.cancelled().await;
+    while loops.join_next().await.is_some() {}
+    let open = connections.len();
+    if open > 0 {
+        tracing::warn!(
+            "stopping: waiting up to {} for {open} open connections",
+            crate::duration::show(cfg.grace)
+        );
+    }
+    connections.close();
+    tokio::select! {
+        () = connections.wait() => {}
+        () = tokio::time::sleep(cfg.grace) => {
+            tracing::warn!("grace period over: closing {} connections", connections.len());
+        }
+    }
+    drop(socket_files);
+    let totals: Vec<(Service, &Stats)> = contexts.iter().map(|c| (c.service, &c.stats)).collect();
+    Ok(stats::report(&totals, cfg.json))
+}
+
+fn announce(cfg: &ServeConfig, what: &str, svc: Service, transport: &str) {
+    if !cfg.quiet {
+        eprintln!("listening on {what} ({svc}/{transport})");
+    }
+}
+
+/// Raises the soft descriptor limit to the hard one; returns the limit now
+/// in force.
+fn raise_fd_limit() -> u64 {
+    rlimit::increase_nofile_limit(u64::MAX)
+        .or_else(|_| rlimit::getrlimit(rlimit::Resource::NOFILE).map(|(soft, _)| soft))
+        .unwrap_or(1024)
+}
+
+/// Answers datagrams until `stop`: the service's reply to each, except to
+/// the services' own ports (no ping-pong between two servers), to denied
+/// sources, and beyond `rate` replies per second per source.
+async fn datagrams(socket: &Datagram, ctx: &Ctx, acl: &Acl, rate: u32, stop: &CancellationToken) {
+    let mut buf = vec![0u8; 65_536];
+    let mut limiter = RateLimit::new(rate);
+    loop {
+        let received = tokio::select! {
+            r = socket.recv_from(&mut buf) => r,
+            () = stop.cancelled() => return,
+        };
+        let (n, peer) = match received {
+            Ok(r) => r,
+            Err(e) => {
+                // An ICMP error for an earlier reply; the socket goes on.
+                tracing::debug!("{}/udp receive: {}", ctx.service, crate::error::describe_io(&e));
+                continue;
+            }
+        };
+        let Peer::Inet(from) = peer else { continue };
+        if LOOP_PORTS.contains(&from.port()) {
+            Stats::add(&ctx.stats.dropped_loop, 1);
+            continue;
+        }
+        if !acl.admits(from.ip()) {
+            Stats::add(&ctx.stats.denied, 1);
+            continue;
+        }
+        if !limiter.admit(from.ip(), Instant::now()) {
+            Stats::add(&ctx.stats.dropped_rate, 1);
+            continue;
+        }
+        Stats::add(&ctx.stats.datagrams, 1);
+        Stats::add(&ctx.stats.bytes_in, n as u64);
+        if let Some(reply) = ctx.answer(&buf[..n]) {
+            match socket.send_to(&reply, &Peer::Inet(from)).await {
+                Ok(sent) => Stats::add(&ctx.stats.bytes_out, sent as u64),
+                Err(e) => {
+                    Stats::add(&ctx.stats.errors, 1);
+                    tracing::debug!("{}/udp reply to {from}: {}", ctx.service, crate::error::describe_io(&e));
+                }
+            }
+        }
+    }
+}
+
+/// A token bucket per source address: `rate` replies per second, with a
+/// burst of as many. The table is bounded; when full, sources idle for a
+/// second are forgotten.
+struct RateLimit {
+    rate: f64,
+    buckets: HashMap<IpAddr, (f64, Instant)>,
+}
+
+/// Sources tracked at once by the UDP rate limit.
+const RATE_TABLE_MAX: usize = 65_536;
+
+impl RateLimit {
+    fn new(rate: u32) -> Self {
+        RateLimit {
+            rate: f64::from(rate),
+            buckets: HashMap::new(),
+        }
+    }
+
+    fn admit(&mut self, ip: IpAddr, now: Instant) -> bool {
+        if self.rate == 0.0 {
+            return true;
+        }
+        if self.buckets.len() >= RATE_TABLE_MAX && !self.buckets.contains_key(&ip) {
+            self.buckets.retain(|_, (_, seen)| now.duration_since(*seen) < Duration::from_secs(1));
+            if self.buckets.len() >= RATE_TABLE_MAX {
+                return false;
+            }
+        }
+        let (tokens, seen) = self.buckets.entry(ip).or_insert((self.rate, now));
+        let refill = now.duration_since(*seen).as_secs_f64() * self.rate;
+        *tokens = (*tokens + refill).min(self.rate);
+        *seen = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limit_allows_a_burst_then_the_rate() {
+        let mut r = RateLimit::new(10);
+        let t0 = Instant::now();
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        assert_eq!((0..20).filter(|_| r.admit(ip, t0)).count(), 10);
+        assert!(r.admit(ip, t0 + Duration::from_millis(100)));
+        assert!(!r.admit(ip, t0 + Duration::from_millis(100)));
+        let other: IpAddr = "127.0.0.2".parse().unwrap();
+        assert!(r.admit(other, t0), "one source's drops do not touch another's");
+        assert!(RateLimit::new(0).admit(ip, t0));
+    }
+}
