@@ -61,7 +61,11 @@ mod tests {
 
     #[test]
     fn cidr_errors_name_the_value() {
-        assert!(parse_cidr("10.0.0.0/33").unwrap_err().contains("\"10.0.0.0/33\""));
+        assert!(
+            parse_cidr("10.0.0.0/33")
+                .unwrap_err()
+                .contains("\"10.0.0.0/33\"")
+        );
         assert_eq!(parse_cidr("10.1.2.3/8").unwrap().to_string(), "10.0.0.0/8");
     }
 }

@@ -43,6 +43,8 @@ pub enum Command {
     Listen(crate::listen::ListenArgs),
     /// Run the classic services: echo, discard, chargen, qotd, daytime, time, banner.
     Serve(crate::serve::ServeArgs),
+    /// Run every system of the socket tutorials live on loopback, both sides shown.
+    Demo,
 }
 
 impl Command {
@@ -139,7 +141,7 @@ pub fn duration(text: &str) -> Result<Duration, String> {
     crate::duration::parse(text)
 }
 
-const COMMANDS: &[&str] = &["connect", "listen", "serve", "help"];
+const COMMANDS: &[&str] = &["connect", "listen", "serve", "demo", "help"];
 
 /// Rewrites nc-style command lines: with no command named, `-l` (alone or in
 /// a cluster such as `-lvp`) means `listen`, anything else `connect`.

@@ -19,6 +19,7 @@ pub mod cli;
 pub mod connect;
 pub mod copy;
 pub mod datagram;
+pub mod demo;
 pub mod duration;
 pub mod endpoint;
 pub mod error;
@@ -49,6 +50,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         match cli.command {
             Command::Connect(args) => connect::run(args.try_into()?).await,
             Command::Listen(args) => listen::run(listen::ListenConfig::new(args, cli.quiet)?).await,
+            Command::Demo => demo::run().await,
             Command::Serve(_) => Ok(()),
         }
     };

@@ -65,7 +65,11 @@ pub async fn accept_loop<F, Fut>(
                 tracing::debug!("accept: {}", describe_io(&e));
             }
             Err(e) => {
-                tracing::warn!("accept failed: {}; retrying in {:?}", describe_io(&e), backoff);
+                tracing::warn!(
+                    "accept failed: {}; retrying in {:?}",
+                    describe_io(&e),
+                    backoff
+                );
                 drop(permit);
                 tokio::select! {
                     () = tokio::time::sleep(backoff) => {}

@@ -40,7 +40,13 @@ pub struct Ctx {
 const LINGER: Duration = Duration::from_secs(2);
 
 impl Ctx {
-    pub fn new(service: Service, quotes: Arc<Vec<String>>, text: Arc<str>, daytime: DaytimeFormat, idle: Duration) -> Self {
+    pub fn new(
+        service: Service,
+        quotes: Arc<Vec<String>>,
+        text: Arc<str>,
+        daytime: DaytimeFormat,
+        idle: Duration,
+    ) -> Self {
         Ctx {
             service,
             stats: Stats::default(),
@@ -69,7 +75,9 @@ impl Ctx {
                 let quote = &self.quotes[n % self.quotes.len()];
                 Cow::Owned(quote.as_bytes().to_vec())
             }
-            Service::Daytime => Cow::Owned(proto::daytime(SystemTime::now(), self.daytime).into_bytes()),
+            Service::Daytime => {
+                Cow::Owned(proto::daytime(SystemTime::now(), self.daytime).into_bytes())
+            }
             Service::Time => Cow::Owned(proto::rfc868(SystemTime::now()).to_vec()),
             Service::Banner => Cow::Owned(self.text.as_bytes().to_vec()),
         })
@@ -93,7 +101,11 @@ impl Ctx {
         };
         if let Err(e) = result {
             Stats::add(&self.stats.errors, 1);
-            tracing::info!("{peer} ({}/{transport}): {}", self.service, crate::error::describe_io(&e));
+            tracing::info!(
+                "{peer} ({}/{transport}): {}",
+                self.service,
+                crate::error::describe_io(&e)
+            );
         }
     }
 
@@ -102,7 +114,9 @@ impl Ctx {
     async fn echo(&self, stream: Stream, activity: &Arc<Activity>) -> io::Result<()> {
         let (mut rd, mut wr) = tokio::io::split(stream);
         let mut tap = Tap::new(false, None, Some(activity.clone()));
-        let n = copy::pump(&mut rd, &mut wr, &mut tap).await.map_err(into_io)?;
+        let n = copy::pump(&mut rd, &mut wr, &mut tap)
+            .await
+            .map_err(into_io)?;
         Stats::add(&self.stats.bytes_in, n);
         Stats::add(&self.stats.bytes_out, n);
         wr.shutdown().await
@@ -112,7 +126,9 @@ impl Ctx {
     async fn discard(&self, stream: Stream, activity: &Arc<Activity>) -> io::Result<()> {
         let (mut rd, _wr) = tokio::io::split(stream);
         let mut tap = Tap::new(false, None, Some(activity.clone()));
-        let n = copy::pump(&mut rd, &mut tokio::io::sink(), &mut tap).await.map_err(into_io)?;
+        let n = copy::pump(&mut rd, &mut tokio::io::sink(), &mut tap)
+            .await
+            .map_err(into_io)?;
         Stats::add(&self.stats.bytes_in, n);
         Ok(())
     }
@@ -126,10 +142,18 @@ impl Ctx {
         let (mut rd, mut wr) = tokio::io::split(stream);
         let write = async {
             loop {
-                match copy::write_all(&mut wr, period, Some(activity)).await.map_err(into_io) {
+                match copy::write_all(&mut wr, period, Some(activity))
+                    .await
+                    .map_err(into_io)
+                {
                     Ok(()) => Stats::add(&self.stats.bytes_out, period.len() as u64),
                     // The client hanging up is how a chargen session ends.
-                    Err(e) if matches!(e.kind(), io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset) => {
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+                        ) =>
+                    {
                         return Ok(());
                     }
                     Err(e) => return Err(e),

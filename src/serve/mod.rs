@@ -154,7 +154,9 @@ impl ServeConfig {
             }
         };
         if !a.family.resolve().family.admits(bind) {
-            return Err(Error::usage(format!("--bind {bind} is not of the family -4/-6 asks for")));
+            return Err(Error::usage(format!(
+                "--bind {bind} is not of the family -4/-6 asks for"
+            )));
         }
         let quotes = match &a.quotes {
             Some(path) => {
@@ -162,12 +164,18 @@ impl ServeConfig {
                     what: format!("cannot read quotes file {}", path.display()),
                     reason: crate::error::describe_io(&e),
                 })?;
-                proto::parse_quotes(&text).map_err(|e| Error::usage(format!("{}: {e}", path.display())))?
+                proto::parse_quotes(&text)
+                    .map_err(|e| Error::usage(format!("{}: {e}", path.display())))?
             }
-            None => proto::BUILTIN_QUOTES.iter().map(|q| format!("{q}\n")).collect(),
+            None => proto::BUILTIN_QUOTES
+                .iter()
+                .map(|q| format!("{q}\n"))
+                .collect(),
         };
         if a.text.len() > 65_507 {
-            return Err(Error::usage("--text is longer than one datagram can carry (65,507 bytes)"));
+            return Err(Error::usage(
+                "--text is longer than one datagram can carry (65,507 bytes)",
+            ));
         }
         Ok(ServeConfig {
             services,
@@ -208,12 +216,25 @@ pub async fn run(cfg: ServeConfig, stop: CancellationToken) -> Result<String> {
     let mut contexts = Vec::new();
     let mut socket_files = Vec::new();
     for &(svc, port) in &cfg.services {
-        let ctx = Arc::new(Ctx::new(svc, cfg.quotes.clone(), cfg.text.clone(), cfg.daytime, cfg.idle));
+        let ctx = Arc::new(Ctx::new(
+            svc,
+            cfg.quotes.clone(),
+            cfg.text.clone(),
+            cfg.daytime,
+            cfg.idle,
+        ));
         contexts.push(ctx.clone());
         let addr = SocketAddr::new(cfg.bind, port);
         if cfg.tcp {
             let listener = bind::tcp(addr, 1024)?;
-            announce(&cfg, &listener.local_addr().map_or(addr.to_string(), |a| a.to_string()), svc, "tcp");
+            announce(
+                &cfg,
+                &listener
+                    .local_addr()
+                    .map_or(addr.to_string(), |a| a.to_string()),
+                svc,
+                "tcp",
+            );
             sockets.push((ctx.clone(), Socket::Stream(listener, "tcp")));
         }
         if cfg.udp {
@@ -235,28 +256,45 @@ pub async fn run(cfg: ServeConfig, stop: CancellationToken) -> Result<String> {
     let connections = TaskTracker::new();
     let mut loops = tokio::task::JoinSet::new();
     for (ctx, socket) in sockets {
-        let (limit, connections, stop, acl) = (limit.clone(), connections.clone(), stop.clone(), cfg.acl.clone());
+        let (limit, connections, stop, acl) = (
+            limit.clone(),
+            connections.clone(),
+            stop.clone(),
+            cfg.acl.clone(),
+        );
         let udp_rate = cfg.udp_rate;
         match socket {
             Socket::Stream(listener, transport) => {
                 loops.spawn(async move {
-                    crate::server::accept_loop(&listener, limit, &connections, &stop, |stream, peer| {
-                        let ctx = ctx.clone();
-                        let admitted = match &peer {
-                            Peer::Inet(addr) => acl.admits(addr.ip()),
-                            Peer::Unix(_) => true,
-                        };
-                        async move {
-                            if !admitted {
-                                Stats::add(&ctx.stats.denied, 1);
-                                tracing::info!("refused {peer} ({}/{transport}): not allowed", ctx.service);
-                                return;
+                    crate::server::accept_loop(
+                        &listener,
+                        limit,
+                        &connections,
+                        &stop,
+                        |stream, peer| {
+                            let ctx = ctx.clone();
+                            let admitted = match &peer {
+                                Peer::Inet(addr) => acl.admits(addr.ip()),
+                                Peer::Unix(_) => true,
+                            };
+                            async move {
+                                if !admitted {
+                                    Stats::add(&ctx.stats.denied, 1);
+                                    tracing::info!(
+                                        "refused {peer} ({}/{transport}): not allowed",
+                                        ctx.service
+                                    );
+                                    return;
+                                }
+                                Stats::add(&ctx.stats.connections, 1);
+                                tracing::info!(
+                                    "connection from {peer} ({}/{transport})",
+                                    ctx.service
+                                );
+                                ctx.serve(stream, &peer.to_string(), transport).await;
                             }
-                            Stats::add(&ctx.stats.connections, 1);
-                            tracing::info!("connection from {peer} ({}/{transport})", ctx.service);
-                            ctx.serve(stream, &peer.to_string(), transport).await;
-                        }
-                    })
+                        },
+                    )
                     .await;
                 });
             }
@@ -316,7 +354,11 @@ async fn datagrams(socket: &Datagram, ctx: &Ctx, acl: &Acl, rate: u32, stop: &Ca
             Ok(r) => r,
             Err(e) => {
                 // An ICMP error for an earlier reply; the socket goes on.
-                tracing::debug!("{}/udp receive: {}", ctx.service, crate::error::describe_io(&e));
+                tracing::debug!(
+                    "{}/udp receive: {}",
+                    ctx.service,
+                    crate::error::describe_io(&e)
+                );
                 continue;
             }
         };
@@ -340,7 +382,11 @@ async fn datagrams(socket: &Datagram, ctx: &Ctx, acl: &Acl, rate: u32, stop: &Ca
                 Ok(sent) => Stats::add(&ctx.stats.bytes_out, sent as u64),
                 Err(e) => {
                     Stats::add(&ctx.stats.errors, 1);
-                    tracing::debug!("{}/udp reply to {from}: {}", ctx.service, crate::error::describe_io(&e));
+                    tracing::debug!(
+                        "{}/udp reply to {from}: {}",
+                        ctx.service,
+                        crate::error::describe_io(&e)
+                    );
                 }
             }
         }
@@ -371,7 +417,8 @@ impl RateLimit {
             return true;
         }
         if self.buckets.len() >= RATE_TABLE_MAX && !self.buckets.contains_key(&ip) {
-            self.buckets.retain(|_, (_, seen)| now.duration_since(*seen) < Duration::from_secs(1));
+            self.buckets
+                .retain(|_, (_, seen)| now.duration_since(*seen) < Duration::from_secs(1));
             if self.buckets.len() >= RATE_TABLE_MAX {
                 return false;
             }
@@ -402,7 +449,10 @@ mod tests {
         assert!(r.admit(ip, t0 + Duration::from_millis(100)));
         assert!(!r.admit(ip, t0 + Duration::from_millis(100)));
         let other: IpAddr = "127.0.0.2".parse().unwrap();
-        assert!(r.admit(other, t0), "one source's drops do not touch another's");
+        assert!(
+            r.admit(other, t0),
+            "one source's drops do not touch another's"
+        );
         assert!(RateLimit::new(0).admit(ip, t0));
     }
 }

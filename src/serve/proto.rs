@@ -119,7 +119,10 @@ const EPOCH_1900: u64 = 2_208_988_800;
 /// RFC 868 time: seconds since 1900-01-01 00:00 UTC, big-endian, in 32
 /// bits. It wraps on 2036-02-07 06:28:16 UTC, as inetd's does.
 pub fn rfc868(now: SystemTime) -> [u8; 4] {
-    let unix = now.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs();
+    let unix = now
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs();
     ((unix + EPOCH_1900) as u32).to_be_bytes()
 }
 
@@ -140,17 +143,22 @@ impl FromStr for DaytimeFormat {
         match s {
             "ctime" => Ok(DaytimeFormat::Ctime),
             "rfc3339" => Ok(DaytimeFormat::Rfc3339),
-            _ => Err(format!("invalid daytime format \"{s}\": use ctime or rfc3339")),
+            _ => Err(format!(
+                "invalid daytime format \"{s}\": use ctime or rfc3339"
+            )),
         }
     }
 }
 
 /// RFC 867 daytime: the date and time as one readable line, ending in CRLF.
 pub fn daytime(now: SystemTime, format: DaytimeFormat) -> String {
-    let secs = now.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs();
+    let secs = now
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs();
     let days = secs / 86_400;
     let (h, m, s) = (secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
-    let (year, month, day) = civil_from_days(days as i64);
+    let (year, month, day) = civil_from_days(i64::try_from(days).unwrap_or(i64::MAX));
     match format {
         DaytimeFormat::Ctime => {
             const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
@@ -161,7 +169,9 @@ pub fn daytime(now: SystemTime, format: DaytimeFormat) -> String {
             let month = MONTHS[(month - 1) as usize];
             format!("{weekday} {month} {day:2} {h:02}:{m:02}:{s:02} {year}\r\n")
         }
-        DaytimeFormat::Rfc3339 => format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}Z\r\n"),
+        DaytimeFormat::Rfc3339 => {
+            format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}Z\r\n")
+        }
     }
 }
 
@@ -261,11 +271,23 @@ mod tests {
     #[test]
     fn daytime_formats() {
         let t = UNIX_EPOCH + Duration::from_secs(1_795_259_436); // 2026-11-21 11:10:36 UTC
-        assert_eq!(daytime(t, DaytimeFormat::Ctime), "Sat Nov 21 11:10:36 2026\r\n");
-        assert_eq!(daytime(t, DaytimeFormat::Rfc3339), "2026-11-21T11:10:36Z\r\n");
+        assert_eq!(
+            daytime(t, DaytimeFormat::Ctime),
+            "Sat Nov 21 11:10:36 2026\r\n"
+        );
+        assert_eq!(
+            daytime(t, DaytimeFormat::Rfc3339),
+            "2026-11-21T11:10:36Z\r\n"
+        );
         let t = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
-        assert_eq!(daytime(t, DaytimeFormat::Ctime), "Tue Feb 29 00:00:00 2000\r\n");
-        assert_eq!(daytime(UNIX_EPOCH, DaytimeFormat::Ctime), "Thu Jan  1 00:00:00 1970\r\n");
+        assert_eq!(
+            daytime(t, DaytimeFormat::Ctime),
+            "Tue Feb 29 00:00:00 2000\r\n"
+        );
+        assert_eq!(
+            daytime(UNIX_EPOCH, DaytimeFormat::Ctime),
+            "Thu Jan  1 00:00:00 1970\r\n"
+        );
     }
 
     #[test]

@@ -63,7 +63,10 @@ pub struct Totals {
 
 /// The totals of every service: a table, or one JSON object per line.
 pub fn report(services: &[(Service, &Stats)], json: bool) -> String {
-    let totals: Vec<Totals> = services.iter().map(|(svc, stats)| stats.snapshot(*svc)).collect();
+    let totals: Vec<Totals> = services
+        .iter()
+        .map(|(svc, stats)| stats.snapshot(*svc))
+        .collect();
     let mut out = String::new();
     if json {
         for t in &totals {
@@ -74,7 +77,14 @@ pub fn report(services: &[(Service, &Stats)], json: bool) -> String {
     let _ = writeln!(
         out,
         "{:<8} {:>11} {:>9} {:>12} {:>12} {:>6} {:>6} {:>8}",
-        "service", "connections", "datagrams", "bytes in", "bytes out", "errors", "denied", "dropped"
+        "service",
+        "connections",
+        "datagrams",
+        "bytes in",
+        "bytes out",
+        "errors",
+        "denied",
+        "dropped"
     );
     for t in &totals {
         let _ = writeln!(
@@ -102,7 +112,10 @@ mod tests {
         let s = Stats::default();
         Stats::add(&s.connections, 2);
         Stats::add(&s.bytes_in, 10);
-        let text = report(&[(Service::Echo, &s), (Service::Time, &Stats::default())], true);
+        let text = report(
+            &[(Service::Echo, &s), (Service::Time, &Stats::default())],
+            true,
+        );
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2);
         let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();

@@ -5,6 +5,7 @@ mod util;
 
 mod bad_input;
 mod connect;
+mod demo;
 mod interop;
 mod listen;
 mod seeds;

@@ -1,0 +1,44 @@
+//! `netsmith demo`, the main job: every tutorial system on loopback, both
+//! sides shown, exit 0 only when every exchange was right.
+
+use std::time::{Duration, Instant};
+
+use crate::util::run;
+
+#[test]
+fn demo_runs_every_tutorial_system_and_checks_it() {
+    let start = Instant::now();
+    let out = run(&["demo"], b"");
+    out.ok();
+    let text = out.out();
+    for words in [
+        "Got a connection from ('127.0.0.1', ",
+        "client | Thank you for connecting",
+        "client | Received : b'Hello World'",
+        "server | received b'Hello World' from ('127.0.0.1', ",
+        "server | sent b'Hello World'",
+        "client | Text to send: bye",
+        "client | bytearray(b'Obje')",
+        "client | bytearray(b'Object oriented programs are offered as alternatives to correct ones.')",
+        "server | No connection!",
+        "6 of 6 systems ran as the tutorials show them.",
+    ] {
+        assert!(
+            text.contains(words),
+            "demo output lacks {words:?}\n{}",
+            out.dump()
+        );
+    }
+    assert_eq!(text.matches("\n  ok\n").count(), 6, "{}", out.dump());
+    assert!(!text.contains("FAILED"), "{}", out.dump());
+    assert!(
+        out.stderr.is_empty(),
+        "demo is quiet about internals\n{}",
+        out.dump()
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "demo took {:?}",
+        start.elapsed()
+    );
+}
