@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 # command -> Debian package that provides it
 declare -A peers=(
   [ncat]=ncat [socat]=socat [nc.openbsd]=netcat-openbsd [python3]=python3
-  [nft]=nftables [ip]=iproute2 [unshare]=util-linux [getent]=libc-bin
+  [nft]=nftables [ip]=iproute2 [unshare]=util-linux [setpriv]=util-linux
+  [getent]=libc-bin [inetutils-inetd]=inetutils-inetd
 )
 missing=()
 for cmd in "${!peers[@]}"; do
