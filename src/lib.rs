@@ -41,10 +41,13 @@ const INTERRUPT_FLUSH: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Runs one command line to completion, or until Ctrl-C/SIGTERM, which
 /// drops the command (closing its sockets and removing its socket files)
-/// and reports [`Error::Interrupted`].
+/// and reports [`Error::Interrupted`]. `serve` stops gracefully instead.
 pub async fn run(cli: Cli) -> Result<()> {
+    // Installed before anything is bound, so that no signal can arrive
+    // between a "listening on" line and its handler.
+    let mut signals = Signals::new();
     if let Command::Serve(args) = cli.command {
-        return serve(serve::ServeConfig::new(args, cli.quiet)?).await;
+        return serve(serve::ServeConfig::new(args, cli.quiet)?, &mut signals).await;
     }
     let command = async {
         match cli.command {
@@ -56,7 +59,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     };
     let result = tokio::select! {
         r = command => r,
-        () = interrupted() => Err(Error::Interrupted),
+        () = signals.next() => Err(Error::Interrupted),
     };
     // Whatever way the command ended, what it received reaches stdout;
     // after Ctrl-C only for a moment, in case stdout's reader is stuck.
@@ -72,40 +75,53 @@ pub async fn run(cli: Cli) -> Result<()> {
 /// A server stops gracefully: the first Ctrl-C or SIGTERM stops accepting
 /// and lets open connections finish (`--grace`); a second one ends at once.
 /// A server stopped this way has done its job: exit 0, with its totals.
-async fn serve(cfg: serve::ServeConfig) -> Result<()> {
+async fn serve(cfg: serve::ServeConfig, signals: &mut Signals) -> Result<()> {
     let stop = tokio_util::sync::CancellationToken::new();
-    let json = cfg.json;
     let run = serve::run(cfg, stop.clone());
     tokio::pin!(run);
     let report = tokio::select! {
         r = &mut run => r?,
-        () = interrupted() => {
+        () = signals.next() => {
             stop.cancel();
             tokio::select! {
                 r = &mut run => r?,
-                () = interrupted() => return Err(Error::Interrupted),
+                () = signals.next() => return Err(Error::Interrupted),
             }
         }
     };
     // Totals are the command's result: stdout (JSON lines with --json).
     print!("{report}");
-    if !json {
-        tracing::debug!("served until stopped");
-    }
     Ok(())
 }
 
-/// Completes on SIGINT or SIGTERM.
-async fn interrupted() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = int.recv() => {}
-        _ = term.recv() => {}
+/// SIGINT and SIGTERM, caught from the moment this is created.
+struct Signals {
+    int: Option<tokio::signal::unix::Signal>,
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        Signals {
+            int: signal(SignalKind::interrupt()).ok(),
+            term: signal(SignalKind::terminate()).ok(),
+        }
+    }
+
+    /// Completes on the next SIGINT or SIGTERM.
+    async fn next(&mut self) {
+        async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            () = recv(&mut self.int) => {}
+            () = recv(&mut self.term) => {}
+        }
     }
 }

@@ -141,12 +141,17 @@ impl Ctx {
         let period = PERIOD.get_or_init(|| proto::chargen_period().repeat(8));
         let (mut rd, mut wr) = tokio::io::split(stream);
         let write = async {
+            // The stream is the period over and over; `pos` is where in it
+            // the next write starts, and every byte the kernel takes counts.
+            let mut pos = 0;
             loop {
-                match copy::write_all(&mut wr, period, Some(activity))
-                    .await
-                    .map_err(into_io)
-                {
-                    Ok(()) => Stats::add(&self.stats.bytes_out, period.len() as u64),
+                match wr.write(&period[pos..]).await {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => {
+                        activity.touch();
+                        Stats::add(&self.stats.bytes_out, n as u64);
+                        pos = (pos + n) % period.len();
+                    }
                     // The client hanging up is how a chargen session ends.
                     Err(e)
                         if matches!(

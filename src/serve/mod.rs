@@ -39,6 +39,9 @@ use stats::Stats;
 /// Descriptors kept free for everything that is not a client connection.
 const RESERVED_FDS: u64 = 64;
 
+/// Pending connections the kernel queues per listener.
+const LISTEN_BACKLOG: u32 = 1024;
+
 /// Arguments of `netsmith serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -203,18 +206,24 @@ enum Socket {
     Datagram(Datagram),
 }
 
-/// Runs the services until `stop` is cancelled, then drains and returns
-/// the totals report.
-pub async fn run(cfg: ServeConfig, stop: CancellationToken) -> Result<String> {
-    let fd_limit = raise_fd_limit();
-    let max_conns = cfg
-        .max_conns
-        .unwrap_or_else(|| fd_limit.saturating_sub(RESERVED_FDS).max(16) as usize);
-    tracing::info!("descriptor limit {fd_limit}, serving at most {max_conns} connections at once");
+/// Every bound socket, each with its service's context.
+struct Bound {
+    sockets: Vec<(Arc<Ctx>, Socket)>,
+    /// One per service, shared by its transports: the totals.
+    contexts: Vec<Arc<Ctx>>,
+    /// Removes the Unix socket files when dropped.
+    files: Vec<bind::SocketFile>,
+}
 
-    let mut sockets: Vec<(Arc<Ctx>, Socket)> = Vec::new();
-    let mut contexts = Vec::new();
-    let mut socket_files = Vec::new();
+/// Binds every service on every transport asked for, printing each address.
+/// Any failure (a port in use, a privileged port) ends the command before
+/// anything is served.
+fn bind_all(cfg: &ServeConfig) -> Result<Bound> {
+    let mut bound = Bound {
+        sockets: Vec::new(),
+        contexts: Vec::new(),
+        files: Vec::new(),
+    };
     for &(svc, port) in &cfg.services {
         let ctx = Arc::new(Ctx::new(
             svc,
@@ -223,83 +232,62 @@ pub async fn run(cfg: ServeConfig, stop: CancellationToken) -> Result<String> {
             cfg.daytime,
             cfg.idle,
         ));
-        contexts.push(ctx.clone());
+        bound.contexts.push(ctx.clone());
         let addr = SocketAddr::new(cfg.bind, port);
         if cfg.tcp {
-            let listener = bind::tcp(addr, 1024)?;
-            announce(
-                &cfg,
-                &listener
-                    .local_addr()
-                    .map_or(addr.to_string(), |a| a.to_string()),
-                svc,
-                "tcp",
-            );
-            sockets.push((ctx.clone(), Socket::Stream(listener, "tcp")));
+            let listener = bind::tcp(addr, LISTEN_BACKLOG)?;
+            let local = listener.local_addr().unwrap_or(addr);
+            announce(cfg, &local.to_string(), svc, "tcp");
+            bound
+                .sockets
+                .push((ctx.clone(), Socket::Stream(listener, "tcp")));
         }
         if cfg.udp {
             let socket = bind::udp(addr)?;
             let local = socket.local_addr().unwrap_or(addr);
-            announce(&cfg, &format!("udp://{local}"), svc, "udp");
-            sockets.push((ctx.clone(), Socket::Datagram(socket)));
+            announce(cfg, &format!("udp://{local}"), svc, "udp");
+            bound.sockets.push((ctx.clone(), Socket::Datagram(socket)));
         }
         if let Some(dir) = &cfg.unix {
             let path = dir.join(format!("{svc}.sock"));
-            let (listener, file) = bind::unix(&path, 1024)?;
-            announce(&cfg, &format!("unix:{}", path.display()), svc, "unix");
-            socket_files.push(file);
-            sockets.push((ctx.clone(), Socket::Stream(listener, "unix")));
+            let (listener, file) = bind::unix(&path, LISTEN_BACKLOG)?;
+            announce(cfg, &format!("unix:{}", path.display()), svc, "unix");
+            bound.files.push(file);
+            bound.sockets.push((ctx, Socket::Stream(listener, "unix")));
         }
     }
+    Ok(bound)
+}
+
+/// Runs the services until `stop` is cancelled, then drains and returns
+/// the totals report.
+pub async fn run(cfg: ServeConfig, stop: CancellationToken) -> Result<String> {
+    let fd_limit = raise_fd_limit();
+    let max_conns = cfg
+        .max_conns
+        .unwrap_or_else(|| fd_limit.saturating_sub(RESERVED_FDS).max(16) as usize);
+    tracing::info!("descriptor limit {fd_limit}, serving at most {max_conns} connections at once");
+    let Bound {
+        sockets,
+        contexts,
+        files,
+    } = bind_all(&cfg)?;
 
     let limit = Arc::new(Semaphore::new(max_conns));
     let connections = TaskTracker::new();
     let mut loops = tokio::task::JoinSet::new();
     for (ctx, socket) in sockets {
-        let (limit, connections, stop, acl) = (
-            limit.clone(),
-            connections.clone(),
-            stop.clone(),
-            cfg.acl.clone(),
-        );
-        let udp_rate = cfg.udp_rate;
+        let (acl, stop) = (cfg.acl.clone(), stop.clone());
         match socket {
             Socket::Stream(listener, transport) => {
+                let (limit, connections) = (limit.clone(), connections.clone());
                 loops.spawn(async move {
-                    crate::server::accept_loop(
-                        &listener,
-                        limit,
-                        &connections,
-                        &stop,
-                        |stream, peer| {
-                            let ctx = ctx.clone();
-                            let admitted = match &peer {
-                                Peer::Inet(addr) => acl.admits(addr.ip()),
-                                Peer::Unix(_) => true,
-                            };
-                            async move {
-                                if !admitted {
-                                    Stats::add(&ctx.stats.denied, 1);
-                                    tracing::info!(
-                                        "refused {peer} ({}/{transport}): not allowed",
-                                        ctx.service
-                                    );
-                                    return;
-                                }
-                                Stats::add(&ctx.stats.connections, 1);
-                                tracing::info!(
-                                    "connection from {peer} ({}/{transport})",
-                                    ctx.service
-                                );
-                                ctx.serve(stream, &peer.to_string(), transport).await;
-                            }
-                        },
-                    )
-                    .await;
+                    accept(&listener, transport, &ctx, &acl, limit, &connections, &stop).await;
                 });
             }
             Socket::Datagram(socket) => {
-                loops.spawn(async move { datagrams(&socket, &ctx, &acl, udp_rate, &stop).await });
+                let rate = cfg.udp_rate;
+                loops.spawn(async move { datagrams(&socket, &ctx, &acl, rate, &stop).await });
             }
         }
     }
@@ -320,9 +308,39 @@ pub async fn run(cfg: ServeConfig, stop: CancellationToken) -> Result<String> {
             tracing::warn!("grace period over: closing {} connections", connections.len());
         }
     }
-    drop(socket_files);
+    drop(files);
     let totals: Vec<(Service, &Stats)> = contexts.iter().map(|c| (c.service, &c.stats)).collect();
     Ok(stats::report(&totals, cfg.json))
+}
+
+/// Serves one stream listener of one service until `stop`.
+async fn accept(
+    listener: &Listener,
+    transport: &'static str,
+    ctx: &Arc<Ctx>,
+    acl: &Acl,
+    limit: Arc<Semaphore>,
+    connections: &TaskTracker,
+    stop: &CancellationToken,
+) {
+    crate::server::accept_loop(listener, limit, connections, stop, |stream, peer| {
+        let ctx = ctx.clone();
+        let admitted = match &peer {
+            Peer::Inet(addr) => acl.admits(addr.ip()),
+            Peer::Unix(_) => true,
+        };
+        async move {
+            if !admitted {
+                Stats::add(&ctx.stats.denied, 1);
+                tracing::info!("refused {peer} ({}/{transport}): not allowed", ctx.service);
+                return;
+            }
+            Stats::add(&ctx.stats.connections, 1);
+            tracing::info!("connection from {peer} ({}/{transport})", ctx.service);
+            ctx.serve(stream, &peer.to_string(), transport).await;
+        }
+    })
+    .await;
 }
 
 fn announce(cfg: &ServeConfig, what: &str, svc: Service, transport: &str) {

@@ -9,3 +9,4 @@ mod demo;
 mod interop;
 mod listen;
 mod seeds;
+mod serve;

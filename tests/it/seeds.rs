@@ -18,30 +18,31 @@ use tempfile::TempDir;
 use crate::util::{self, Output, Proc, WAIT};
 
 const GREETING_SERVER: &str = include_str!("../seeds/greeting_server.py");
-const GREETING_CLIENT: &str = include_str!("../seeds/greeting_client.py");
+pub(crate) const GREETING_CLIENT: &str = include_str!("../seeds/greeting_client.py");
 const ECHO_SERVER: &str = include_str!("../seeds/echo_server.py");
-const ECHO_CLIENT: &str = include_str!("../seeds/echo_client.py");
+pub(crate) const ECHO_CLIENT: &str = include_str!("../seeds/echo_client.py");
 const UDP_ECHO_SERVICE: &str = include_str!("../seeds/udp_echo_service.py");
 const UDP_ECHO_SERVICE_PERSISTENT: &str = include_str!("../seeds/udp_echo_service_persistent.py");
-const UDP_ECHO_CLIENT: &str = include_str!("../seeds/udp_echo_client.py");
+pub(crate) const UDP_ECHO_CLIENT: &str = include_str!("../seeds/udp_echo_client.py");
 const UDP_ECHO_CLIENT_PROMPT: &str = include_str!("../seeds/udp_echo_client_prompt.py");
 const UDP_TIMEOUT_RECEIVER: &str = include_str!("../seeds/udp_timeout_receiver.py");
 const QOTD_SERVICE: &str = include_str!("../seeds/qotd_service.py");
-const QOTD_CLIENT: &str = include_str!("../seeds/qotd_client.py");
+pub(crate) const QOTD_CLIENT: &str = include_str!("../seeds/qotd_client.py");
 
 /// The quote of the 004 quote-of-the-day service.
-const QUOTE: &str = "Object oriented programs are offered as alternatives to correct ones.";
+pub(crate) const QUOTE: &str =
+    "Object oriented programs are offered as alternatives to correct ones.";
 
 /// A rewritten seed program in a temporary file (so that tracebacks and
 /// failure messages name it).
-struct Program {
+pub(crate) struct Program {
     _dir: TempDir,
     path: PathBuf,
 }
 
 impl Program {
     /// `source` with each `(from, to)` of `edits` applied; each `from` must occur.
-    fn new(name: &str, source: &str, edits: &[(&str, &str)]) -> Program {
+    pub(crate) fn new(name: &str, source: &str, edits: &[(&str, &str)]) -> Program {
         let mut text = source.to_string();
         for (from, to) in edits {
             assert!(
@@ -66,7 +67,7 @@ impl Program {
     }
 
     /// Runs the program to completion with `stdin`.
-    fn run(&self, stdin: &[u8]) -> Output {
+    pub(crate) fn run(&self, stdin: &[u8]) -> Output {
         util::run_cmd(util::require("python3"), &self.args(), stdin)
     }
 }

@@ -393,3 +393,36 @@ pub fn wait_unix_listen(path: &std::path::Path) {
         c.len() >= 8 && c[3] == "00010000" && c[7] == want
     });
 }
+
+/// The sockets `netsmith serve` announced: (service, transport) to the
+/// address as printed, less its `udp://` or `unix:` prefix.
+pub type Listening = std::collections::HashMap<(String, String), String>;
+
+impl Proc {
+    /// Waits for `n` `netsmith serve` lines "listening on ADDR
+    /// (SERVICE/TRANSPORT)"; returns each socket's address by service and
+    /// transport ("tcp", "udp", "unix").
+    #[track_caller]
+    pub fn listening_services(&mut self, n: usize) -> Listening {
+        let mut found = Listening::new();
+        while found.len() < n {
+            let line = self.wait_stderr("listening on ");
+            let rest = line.split("listening on ").nth(1).unwrap_or_default();
+            let parsed = rest.strip_suffix(')').and_then(|r| r.rsplit_once(" ("));
+            let Some((addr, label)) = parsed else {
+                panic!("unexpected line {line:?} from {}", self.cmd)
+            };
+            let Some((service, transport)) = label.split_once('/') else {
+                panic!("no SERVICE/TRANSPORT in {line:?} from {}", self.cmd)
+            };
+            let addr = addr
+                .strip_prefix("udp://")
+                .or_else(|| addr.strip_prefix("unix:"))
+                .unwrap_or(addr);
+            let key = (service.to_string(), transport.to_string());
+            let again = found.insert(key, addr.to_string());
+            assert!(again.is_none(), "{line:?} announced twice by {}", self.cmd);
+        }
+        found
+    }
+}
