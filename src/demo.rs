@@ -154,6 +154,14 @@ fn py_bytes(data: &[u8]) -> String {
     out
 }
 
+/// Waits for a server task; a panic in it is a failed exchange.
+async fn join<T>(task: tokio::task::JoinHandle<Result<T>>) -> Result<T> {
+    task.await.map_err(|e| Error::Local {
+        what: "demo server".into(),
+        reason: e.to_string(),
+    })?
+}
+
 /// A TCP listener on a free loopback port, and its address.
 fn tcp_listener() -> Result<(Listener, SocketAddr)> {
     let listener = bind::tcp(LOOPBACK, 16)?;
@@ -198,7 +206,7 @@ async fn greeting() -> Result<Exchange> {
         .await
         .map_err(|e| Error::io("receive", &e))?;
     drop(client);
-    ex.server(server.await.map_err(|e| Error::usage(e.to_string()))??);
+    ex.server(join(server).await?);
     ex.client(String::from_utf8_lossy(&msg));
     ex.ok = msg == b"Thank you for connecting";
     Ok(ex)
@@ -227,7 +235,7 @@ async fn tcp_echo() -> Result<Exchange> {
         .read_to_end(&mut data)
         .await
         .map_err(|e| Error::io("receive", &e))?;
-    ex.server(server.await.map_err(|e| Error::usage(e.to_string()))??);
+    ex.server(join(server).await?);
     ex.client(format!("Received : {}", py_bytes(&data)));
     ex.ok = data == b"Hello World";
     Ok(ex)
@@ -288,10 +296,7 @@ async fn udp_echo_once() -> Result<Exchange> {
         .map_err(|e| Error::io("recvfrom", &e))?;
     // In the order they happen: the server waits, the client sends and
     // waits, the server receives and answers.
-    let mut server_lines = server
-        .await
-        .map_err(|e| Error::usage(e.to_string()))??
-        .into_iter();
+    let mut server_lines = join(server).await?.into_iter();
     ex.server(server_lines.next().unwrap_or_default());
     ex.client("sending...");
     ex.client("receiving...");
@@ -337,7 +342,7 @@ async fn udp_echo_persistent() -> Result<Exchange> {
             ),
         ));
     }
-    let server_lines = server.await.map_err(|e| Error::usage(e.to_string()))??;
+    let server_lines = join(server).await?;
     for ((typed, reply), server_line) in replies.into_iter().zip(server_lines) {
         ex.client(format!("Text to send: {typed}"));
         ex.server(server_line);
@@ -376,7 +381,7 @@ async fn qotd() -> Result<Exchange> {
     drop(client);
     ex.client(format!("... {reads} reads of at most 4 bytes ..."));
     ex.client(format!("bytearray({})", py_bytes(&msg)));
-    ex.server(server.await.map_err(|e| Error::usage(e.to_string()))??);
+    ex.server(join(server).await?);
     ex.ok = msg.as_slice() == BUILTIN_QUOTES[0].as_bytes() && reads >= msg.len() / 4;
     Ok(ex)
 }
