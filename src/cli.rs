@@ -43,14 +43,23 @@ pub enum Command {
     Listen(crate::listen::ListenArgs),
     /// Run the classic services: echo, discard, chargen, qotd, daytime, time, banner.
     Serve(crate::serve::ServeArgs),
+    /// Load-test a server: echo round trips, streams, connection rate, UDP.
+    Bench(crate::bench::BenchArgs),
     /// Run every system of the socket tutorials live on loopback, both sides shown.
     Demo,
 }
 
 impl Command {
-    /// Whether the command is a server that should use every core.
-    pub fn multi_threaded(&self) -> bool {
-        matches!(self, Command::Serve(_))
+    /// Worker threads for a command that should use several cores (a
+    /// server, a load generator); `None` for a single-threaded command.
+    pub fn worker_threads(&self) -> Option<usize> {
+        match self {
+            Command::Serve(_) => {
+                Some(std::thread::available_parallelism().map_or(2, std::num::NonZero::get))
+            }
+            Command::Bench(args) => Some(crate::bench::threads(args)),
+            _ => None,
+        }
     }
 }
 
@@ -141,7 +150,7 @@ pub fn duration(text: &str) -> Result<Duration, String> {
     crate::duration::parse(text)
 }
 
-const COMMANDS: &[&str] = &["connect", "listen", "serve", "demo", "help"];
+const COMMANDS: &[&str] = &["connect", "listen", "serve", "bench", "demo", "help"];
 
 /// Rewrites nc-style command lines: with no command named, `-l` (alone or in
 /// a cluster such as `-lvp`) means `listen`, anything else `connect`.

@@ -11,10 +11,12 @@
 //! - [`session`]: a connection joined to stdin/stdout, with the one
 //!   end-of-stream (half-close) policy; [`datagram`]: the same for datagrams.
 //! - [`server`]: the accept loop, with its connection limit and EMFILE back-off.
-//! - [`connect`], [`listen`], [`serve`]: the commands; [`acl`]: `--allow`/`--deny`.
+//! - [`connect`], [`listen`], [`serve`], [`bench`], [`demo`]: the commands;
+//!   [`acl`]: `--allow`/`--deny`.
 //! - [`error`]: the error type and the one mapping to exit statuses.
 
 pub mod acl;
+pub mod bench;
 pub mod cli;
 pub mod connect;
 pub mod copy;
@@ -54,6 +56,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             Command::Connect(args) => connect::run(args.try_into()?).await,
             Command::Listen(args) => listen::run(listen::ListenConfig::new(args, cli.quiet)?).await,
             Command::Demo => demo::run().await,
+            Command::Bench(args) => bench::run(args, cli.quiet).await,
             Command::Serve(_) => Ok(()),
         }
     };

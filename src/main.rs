@@ -15,10 +15,13 @@ fn main() -> ExitCode {
     // A pipe (connect, listen) gets one thread for its sockets, and stdin and
     // stdout have their own (see `stdio`): all the parallelism a pipe can
     // use. A server gets a thread per core.
-    let mut builder = if cli.command.multi_threaded() {
-        tokio::runtime::Builder::new_multi_thread()
-    } else {
-        tokio::runtime::Builder::new_current_thread()
+    let mut builder = match cli.command.worker_threads() {
+        Some(threads) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(threads);
+            b
+        }
+        None => tokio::runtime::Builder::new_current_thread(),
     };
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,

@@ -4,6 +4,7 @@
 mod util;
 
 mod bad_input;
+mod bench;
 mod connect;
 mod demo;
 mod interop;

@@ -1202,22 +1202,22 @@ fn serve_and_inetd_pass_the_same_checks_with_the_same_bytes() {
         as_sent,
         &mut failures,
     );
-    if let (Some(a), Some(b)) = (&theirs.chargen_tcp, &ours.chargen_tcp) {
-        if a != b {
-            failures.push(format!(
-                "chargen/tcp differs: netsmith {}",
-                first_difference(b, a)
-            ));
-        }
+    if let (Some(a), Some(b)) = (&theirs.chargen_tcp, &ours.chargen_tcp)
+        && a != b
+    {
+        failures.push(format!(
+            "chargen/tcp differs: netsmith {}",
+            first_difference(b, a)
+        ));
     }
-    if let (Some(a), Some(b)) = (&theirs.chargen_udp, &ours.chargen_udp) {
-        if a != b {
-            failures.push(format!(
-                "chargen/udp differs: inetd {:?}, netsmith {:?}",
-                a.iter().map(|l| show(l)).collect::<Vec<_>>(),
-                b.iter().map(|l| show(l)).collect::<Vec<_>>()
-            ));
-        }
+    if let (Some(a), Some(b)) = (&theirs.chargen_udp, &ours.chargen_udp)
+        && a != b
+    {
+        failures.push(format!(
+            "chargen/udp differs: inetd {:?}, netsmith {:?}",
+            a.iter().map(|l| show(l)).collect::<Vec<_>>(),
+            b.iter().map(|l| show(l)).collect::<Vec<_>>()
+        ));
     }
     for (&a, &b) in theirs.daytime.iter().zip(&ours.daytime) {
         if a.abs_diff(b) > 5 {
