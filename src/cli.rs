@@ -117,7 +117,7 @@ pub struct SessionArgs {
     #[arg(short = 'C', long)]
     pub crlf: bool,
     /// Close a connection after this long with no data either way.
-    #[arg(short = 'i', long = "idle-timeout", value_name = "DUR", value_parser = duration)]
+    #[arg(short = 'i', long = "idle-timeout", value_name = "DUR", value_parser = timeout)]
     pub idle_timeout: Option<Duration>,
     /// Hexdump both directions on stderr (`>` sent, `<` received).
     #[arg(long)]
@@ -148,6 +148,11 @@ impl SessionArgs {
 /// clap value parser for durations (`250ms`, `2s`, bare seconds).
 pub fn duration(text: &str) -> Result<Duration, String> {
     crate::duration::parse(text)
+}
+
+/// clap value parser for timeouts, which must be more than zero.
+pub fn timeout(text: &str) -> Result<Duration, String> {
+    crate::duration::parse_positive(text)
 }
 
 const COMMANDS: &[&str] = &["connect", "listen", "serve", "bench", "demo", "help"];

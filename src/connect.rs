@@ -42,7 +42,7 @@ pub struct ConnectArgs {
     pub family: FamilyArgs,
     /// TCP: give up connecting after DUR (default 10s). UDP: fail if a
     /// datagram gets no reply within DUR.
-    #[arg(short = 'w', long = "timeout", value_name = "DUR", value_parser = duration)]
+    #[arg(short = 'w', long = "timeout", value_name = "DUR", value_parser = crate::cli::timeout)]
     pub timeout: Option<Duration>,
     /// UDP: after stdin ends, keep printing replies until DUR passes without one.
     #[arg(long, value_name = "DUR", value_parser = duration, default_value = "1s")]

@@ -8,7 +8,7 @@
 
 use std::io::{self, Write as _};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -50,11 +50,20 @@ impl Activity {
         self.last_ms.store(ms, Ordering::Relaxed);
     }
 
+    /// How long it has been since bytes last moved.
+    pub fn quiet_for(&self) -> Duration {
+        let last = self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        Instant::now().saturating_duration_since(last)
+    }
+
     /// Completes once nothing has moved for `limit`.
     pub async fn idle_for(&self, limit: Duration) {
         loop {
             let last = self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
-            let deadline = last + limit;
+            // A limit too far away to represent never expires.
+            let Some(deadline) = last.checked_add(limit) else {
+                return std::future::pending().await;
+            };
             if Instant::now() >= deadline {
                 return;
             }
@@ -63,33 +72,73 @@ impl Activity {
     }
 }
 
+/// The input side of a pump, for a caller that must tell "the input has
+/// gone quiet" from "the output is slow" (a blocked write is not an idle
+/// input).
+#[derive(Debug, Default)]
+pub struct Feed {
+    /// When the input last delivered bytes.
+    pub read: Activity,
+    /// A write of what was read is under way.
+    writing: AtomicBool,
+}
+
+impl Feed {
+    /// Whether the pump is waiting on its input (not on a write) and has
+    /// been for `pause`.
+    pub fn quiet_for(&self, pause: Duration) -> bool {
+        !self.writing.load(Ordering::Relaxed) && self.read.quiet_for() >= pause
+    }
+}
+
 /// What a pump does to the bytes besides moving them.
 #[derive(Debug, Default)]
-pub struct Tap {
+pub struct Tap<'a> {
     /// `--crlf`: turn each LF not already preceded by CR into CRLF.
     pub crlf: bool,
     /// `--hex`: dump what moves to stderr.
     pub hex: Option<HexDump>,
     /// Shared with the other direction, for `--idle-timeout`.
     pub activity: Option<Arc<Activity>>,
+    /// The input side's state, for the end-of-stream drain of a session.
+    pub feed: Option<Arc<Feed>>,
+    /// Counters of bytes read and bytes written, added to as they move (so
+    /// a connection that fails midway is still counted).
+    pub counted: Option<(&'a AtomicU64, &'a AtomicU64)>,
     /// The last byte seen was CR (a CRLF may straddle two reads).
     last_cr: bool,
 }
 
-impl Tap {
+impl<'a> Tap<'a> {
     /// A tap with the given conversions and accounting.
     pub fn new(crlf: bool, hex: Option<HexDump>, activity: Option<Arc<Activity>>) -> Self {
         Tap {
             crlf,
             hex,
             activity,
+            feed: None,
+            counted: None,
             last_cr: false,
         }
+    }
+
+    /// Also records the input side's state in `feed`.
+    #[must_use]
+    pub fn feeding(mut self, feed: Arc<Feed>) -> Self {
+        self.feed = Some(feed);
+        self
+    }
+
+    /// Also adds the bytes read to `read` and the bytes written to `written`.
+    #[must_use]
+    pub fn counting(mut self, read: &'a AtomicU64, written: &'a AtomicU64) -> Self {
+        self.counted = Some((read, written));
+        self
     }
 }
 
 /// Copies `reader` to `writer` until EOF; returns the bytes read.
-pub async fn pump<R, W>(reader: &mut R, writer: &mut W, tap: &mut Tap) -> Result<u64, CopyError>
+pub async fn pump<R, W>(reader: &mut R, writer: &mut W, tap: &mut Tap<'_>) -> Result<u64, CopyError>
 where
     R: AsyncRead + Unpin + ?Sized,
     W: AsyncWrite + Unpin + ?Sized,
@@ -107,6 +156,13 @@ where
         if let Some(activity) = &tap.activity {
             activity.touch();
         }
+        if let Some(feed) = &tap.feed {
+            feed.read.touch();
+            feed.writing.store(true, Ordering::Relaxed);
+        }
+        if let Some((read, _)) = tap.counted {
+            read.fetch_add(n as u64, Ordering::Relaxed);
+        }
         let data = if tap.crlf {
             tap.last_cr = lf_to_crlf(&buf[..n], tap.last_cr, &mut converted);
             &converted[..]
@@ -117,6 +173,12 @@ where
             hex.dump(data);
         }
         write_all(writer, data, tap.activity.as_deref()).await?;
+        if let Some(feed) = &tap.feed {
+            feed.writing.store(false, Ordering::Relaxed);
+        }
+        if let Some((_, written)) = tap.counted {
+            written.fetch_add(data.len() as u64, Ordering::Relaxed);
+        }
     }
 }
 

@@ -66,7 +66,7 @@ where
                     }
                     unanswered.get_or_insert_with(Instant::now);
                 }
-                Some(Err(e)) => return Err(Error::Local { what: "read stdin".into(), reason: crate::error::describe_io(&e) }),
+                Some(Err(e)) => return Err(Error::stdin(&e)),
                 None => {
                     tracing::info!("stdin EOF, waiting up to {} for replies", show(wait.linger));
                     input = None;
@@ -76,7 +76,9 @@ where
             r = socket.recv(&mut buf) => {
                 let n = r.map_err(|e| refused_or(target, &e))?;
                 if let Some(h) = &mut hex_in { h.dump(&buf[..n]); }
-                write_out(output, &buf[..n]).await?;
+                if !write_out(output, &buf[..n]).await? {
+                    return Ok(());
+                }
                 unanswered = None;
                 last_event = Instant::now();
             }
@@ -119,7 +121,9 @@ where
                     if hex {
                         HexDump::new('<', Some(peer.to_string())).dump(&buf[..n]);
                     }
-                    write_out(output, &buf[..n]).await?;
+                    if !write_out(output, &buf[..n]).await? {
+                        return Ok(());
+                    }
                     last = Some(peer);
                     received_any = true;
                     last_event = Instant::now();
@@ -140,7 +144,7 @@ where
                         }
                     }
                 }
-                Some(Err(e)) => return Err(Error::Local { what: "read stdin".into(), reason: crate::error::describe_io(&e) }),
+                Some(Err(e)) => return Err(Error::stdin(&e)),
                 None => input = None,
             },
             () = sleep_until(deadline), if deadline.is_some() => {
@@ -168,11 +172,14 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-async fn write_out<O: AsyncWrite + Unpin>(output: &mut O, data: &[u8]) -> Result<()> {
-    output.write_all(data).await.map_err(|e| Error::Local {
-        what: "write stdout".into(),
-        reason: crate::error::describe_io(&e),
-    })
+/// Writes one datagram to the output; `false` when stdout has been closed
+/// (`| head`), which ends the session quietly.
+async fn write_out<O: AsyncWrite + Unpin>(output: &mut O, data: &[u8]) -> Result<bool> {
+    match output.write_all(data).await {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(Error::stdout(&e)),
+    }
 }
 
 /// A refused datagram means an ICMP port unreachable came back.

@@ -18,6 +18,16 @@ use crate::net::{Datagram, Listener, Peer, Stream, bind, dial};
 use crate::serve::handlers::Ctx;
 use crate::serve::proto::{BUILTIN_QUOTES, DaytimeFormat, Service};
 
+/// `println!` that does not panic when stdout is closed (`demo | head`).
+macro_rules! say {
+    () => {
+        crate::stdio::print("\n")
+    };
+    ($($arg:tt)*) => {
+        crate::stdio::print(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 const LOOPBACK: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
 /// Bound for every step, so a broken exchange fails instead of hanging.
@@ -53,7 +63,7 @@ type System = std::pin::Pin<Box<dyn Future<Output = Result<Exchange>>>>;
 
 /// Runs every system and prints both sides; an error if any went wrong.
 pub async fn run() -> Result<()> {
-    println!("netsmith demo: the socket tutorials' systems, live on 127.0.0.1\n");
+    say!("netsmith demo: the socket tutorials' systems, live on 127.0.0.1\n");
     let systems: [(&str, System); 6] = [
         (
             "Greeting server and client (seed 001)",
@@ -80,7 +90,7 @@ pub async fn run() -> Result<()> {
     let total = systems.len();
     let mut failed = Vec::new();
     for (i, (title, system)) in systems.into_iter().enumerate() {
-        println!("{}. {title}", i + 1);
+        say!("{}. {title}", i + 1);
         let exchange = match tokio::time::timeout(STEP * 2, system).await {
             Ok(Ok(exchange)) => exchange,
             Ok(Err(e)) => Exchange {
@@ -93,16 +103,16 @@ pub async fn run() -> Result<()> {
             },
         };
         for line in &exchange.lines {
-            println!("{line}");
+            say!("{line}");
         }
-        println!("  {}\n", if exchange.ok { "ok" } else { "FAILED" });
+        say!("  {}\n", if exchange.ok { "ok" } else { "FAILED" });
         if !exchange.ok {
             failed.push(title);
         }
     }
     if failed.is_empty() {
-        println!("{total} of {total} systems ran as the tutorials show them.");
-        println!(
+        say!("{total} of {total} systems ran as the tutorials show them.");
+        say!(
             "Next: `netsmith serve echo qotd` runs these services for real; `netsmith --help` lists the rest."
         );
         Ok(())

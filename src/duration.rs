@@ -3,8 +3,32 @@
 
 use std::time::Duration;
 
+/// The longest duration accepted: far beyond any use, and small enough
+/// that adding it to a clock reading can never overflow.
+pub const MAX: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// Parses a duration; the error names the value and the accepted forms.
 pub fn parse(text: &str) -> Result<Duration, String> {
+    let d = parse_unbounded(text)?;
+    if d > MAX {
+        return Err(format!(
+            "duration \"{text}\" is too long: at most 100 years"
+        ));
+    }
+    Ok(d)
+}
+
+/// Parses a duration that must be more than zero (a timeout of 0 would
+/// fire at once).
+pub fn parse_positive(text: &str) -> Result<Duration, String> {
+    let d = parse(text)?;
+    if d.is_zero() {
+        return Err(format!("duration \"{text}\" must be more than 0"));
+    }
+    Ok(d)
+}
+
+fn parse_unbounded(text: &str) -> Result<Duration, String> {
     let bad = || {
         format!(
             "invalid duration \"{text}\": use a number of seconds (5, 0.5) or a unit (250ms, 2s, 1m)"
@@ -52,6 +76,18 @@ mod tests {
             let err = parse(bad).unwrap_err();
             assert!(err.contains(&format!("\"{bad}\"")), "{err}");
         }
+    }
+
+    #[test]
+    fn huge_and_zero_durations() {
+        assert!(
+            parse("9999999999999999999")
+                .unwrap_err()
+                .contains("too long")
+        );
+        assert!(parse("1000000000d").unwrap_err().contains("too long"));
+        assert!(parse_positive("0").unwrap_err().contains("more than 0"));
+        assert_eq!(parse_positive("1ms"), Ok(Duration::from_millis(1)));
     }
 
     #[test]

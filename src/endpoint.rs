@@ -133,6 +133,11 @@ pub fn parse_host(text: &str) -> Result<Host> {
         }
         _ => text,
     };
+    if inner.is_empty() {
+        return Err(Error::usage(format!(
+            "empty host in \"{text}\": give a name or address (for \"any address\", 0.0.0.0 or ::)"
+        )));
+    }
     if let Ok(ip) = inner.parse::<IpAddr>() {
         return Ok(Host::Ip(ip));
     }

@@ -87,6 +87,22 @@ impl Error {
         }
     }
 
+    /// Reading stdin failed: the local system's doing (exit 2).
+    pub fn stdin(err: &io::Error) -> Self {
+        Error::Local {
+            what: "read stdin".into(),
+            reason: describe_io(err),
+        }
+    }
+
+    /// Writing stdout failed other than by its reader leaving (exit 2).
+    pub fn stdout(err: &io::Error) -> Self {
+        Error::Local {
+            what: "write stdout".into(),
+            reason: describe_io(err),
+        }
+    }
+
     /// A bind or listen that failed: always a local refusal (exit 2), with
     /// advice for the cases users hit most.
     pub fn bind(what: impl Into<String>, err: &io::Error, port: Option<u16>) -> Self {

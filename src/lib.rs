@@ -93,7 +93,7 @@ async fn serve(cfg: serve::ServeConfig, signals: &mut Signals) -> Result<()> {
         }
     };
     // Totals are the command's result: stdout (JSON lines with --json).
-    print!("{report}");
+    stdio::print(&report);
     Ok(())
 }
 

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::cli::{FamilyArgs, SessionArgs, duration};
+use crate::cli::{FamilyArgs, SessionArgs};
 use crate::connect::{chunks, input};
 use crate::datagram;
 use crate::endpoint::{self, Endpoint, Host, PortZero};
@@ -63,7 +63,7 @@ pub struct ListenArgs {
     pub family: FamilyArgs,
     /// Give up when no client connects (TCP) or no datagram arrives (UDP)
     /// within DUR.
-    #[arg(short = 'w', long = "timeout", value_name = "DUR", value_parser = duration)]
+    #[arg(short = 'w', long = "timeout", value_name = "DUR", value_parser = crate::cli::timeout)]
     pub timeout: Option<Duration>,
     #[command(flatten)]
     pub session: SessionArgs,
@@ -293,6 +293,8 @@ struct Fanout {
     clients: Arc<Mutex<Option<Vec<ClientTx>>>>,
     /// `--send TEXT`: each client gets the text instead of stdin.
     text: Option<String>,
+    /// Whether stdin is read at all (not with `--recv-only`).
+    reads_stdin: bool,
 }
 
 /// One client's queue of stdin chunks.
@@ -331,6 +333,7 @@ impl Fanout {
         Fanout {
             clients,
             text: args.send.clone(),
+            reads_stdin: args.reads_stdin(),
         }
     }
 
@@ -338,10 +341,17 @@ impl Fanout {
         if let Some(text) = &self.text {
             return Box::new(std::io::Cursor::new(text.clone().into_bytes()));
         }
+        if !self.reads_stdin {
+            // --recv-only: nothing to send, nothing to keep per client.
+            return Box::new(tokio::io::empty());
+        }
         let (tx, rx) = mpsc::channel(CLIENT_QUEUE);
         if let Ok(mut guard) = self.clients.lock()
             && let Some(list) = guard.as_mut()
         {
+            // Clients that left are dropped here too, not only when stdin
+            // next delivers: an idle stdin must not make the list grow.
+            list.retain(|tx| !tx.is_closed());
             list.push(tx);
         }
         Box::new(stdio::reader(rx))

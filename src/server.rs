@@ -1,9 +1,10 @@
 //! The accept loop, written once for every server (`listen -k`, and later
 //! `serve` and `relay`).
 //!
-//! A permit is taken before each accept (mini-redis), so at most
-//! `max_conns` clients are served at once and the rest wait in the kernel's
-//! backlog instead of costing a descriptor each. An accept error never ends
+//! A permit of a shared semaphore is taken for each accepted client, so at
+//! most `max_conns` clients are served at once over every listener of a
+//! server, and the rest wait in the kernel's backlog instead of costing a
+//! descriptor each. An accept error never ends
 //! the loop: running out of descriptors (EMFILE) backs off and retries, so
 //! the clients already connected keep being served.
 
@@ -38,16 +39,6 @@ pub async fn accept_loop<F, Fut>(
 {
     let mut backoff = ACCEPT_BACKOFF_MIN;
     loop {
-        if limit.available_permits() == 0 {
-            tracing::info!("connection limit reached (--max-conns): new clients wait");
-        }
-        let permit = tokio::select! {
-            p = limit.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return, // the semaphore is never closed
-            },
-            () = stop.cancelled() => return,
-        };
         let accepted = tokio::select! {
             r = listener.accept() => r,
             () = stop.cancelled() => return,
@@ -55,6 +46,20 @@ pub async fn accept_loop<F, Fut>(
         match accepted {
             Ok((stream, peer)) => {
                 backoff = ACCEPT_BACKOFF_MIN;
+                // The permit is taken after accepting, so that a listener
+                // with no client holds none: several listeners share the
+                // limit. At the limit this listener waits here, holding
+                // one accepted connection, and the rest queue in the backlog.
+                if limit.available_permits() == 0 {
+                    tracing::info!("connection limit reached (--max-conns): new clients wait");
+                }
+                let permit = tokio::select! {
+                    p = limit.clone().acquire_owned() => match p {
+                        Ok(p) => p,
+                        Err(_) => return, // the semaphore is never closed
+                    },
+                    () = stop.cancelled() => return,
+                };
                 let task = handle(stream, peer);
                 tracker.spawn(async move {
                     task.await;
@@ -70,7 +75,6 @@ pub async fn accept_loop<F, Fut>(
                     describe_io(&e),
                     backoff
                 );
-                drop(permit);
                 tokio::select! {
                     () = tokio::time::sleep(backoff) => {}
                     () = stop.cancelled() => return,

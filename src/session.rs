@@ -25,8 +25,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-use crate::copy::{self, Activity, CopyError, HexDump, Tap};
-use crate::error::{Error, Result, describe_io};
+use crate::copy::{self, Activity, CopyError, Feed, HexDump, Tap};
+use crate::error::{Error, Result};
 use crate::net::Stream;
 
 /// After the peer's EOF, how long input may pause before the session stops
@@ -93,11 +93,13 @@ where
     let (mut sock_rd, mut sock_wr) = tokio::io::split(stream);
     let activity = Arc::new(Activity::default());
     let label = opts.label_hex.then(|| peer.to_string());
+    let feed = Arc::new(Feed::default());
     let mut up_tap = Tap::new(
         opts.crlf,
         opts.hex.then(|| HexDump::new('>', label.clone())),
         Some(activity.clone()),
-    );
+    )
+    .feeding(feed.clone());
     let mut down_tap = Tap::new(
         false,
         opts.hex.then(|| HexDump::new('<', label)),
@@ -136,7 +138,7 @@ where
                     // stdin failing is ours to report at once; a failed send
                     // is reported after reading what the peer still says.
                     Err(CopyError::Read(e)) => {
-                        return Err(Error::Local { what: "read stdin".into(), reason: describe_io(e) });
+                        return Err(Error::stdin(e));
                     }
                     Err(CopyError::Write(e)) => tracing::debug!("send to {peer} failed: {e}"),
                 }
@@ -150,23 +152,17 @@ where
                         return Ok(());
                     }
                     Err(CopyError::Write(e)) => {
-                        return Err(Error::Local { what: "write stdout".into(), reason: describe_io(&e) });
+                        return Err(Error::stdout(&e));
                     }
                     Err(CopyError::Read(e)) => return Err(Error::io(format!("connection with {peer}"), &e)),
                 };
                 tracing::info!("peer closed after {received} bytes");
                 if up_result.is_none() && opts.send {
-                    // The peer may only have half-closed: send what input still has.
-                    tokio::select! {
-                        r = &mut up => up_result = Some(r),
-                        () = activity.idle_for(DRAIN_PAUSE) => {
-                            tracing::info!("stdin idle after the peer closed, ending");
-                        }
-                    }
+                    up_result = drain(up.as_mut(), &feed).await;
                 }
                 return match up_result {
                     Some(Err(CopyError::Write(e))) => Err(Error::io(format!("send to {peer}"), &e)),
-                    Some(Err(CopyError::Read(e))) => Err(Error::Local { what: "read stdin".into(), reason: describe_io(&e) }),
+                    Some(Err(CopyError::Read(e))) => Err(Error::stdin(&e)),
                     _ => Ok(()),
                 };
             }
@@ -182,6 +178,26 @@ where
                         crate::duration::show(opts.idle.unwrap_or_default())
                     ),
                 });
+            }
+        }
+    }
+}
+
+/// After the peer's EOF, lets `up` go on while input still flows (the peer
+/// may only have half-closed); returns its result, or `None` once input has
+/// paused for [`DRAIN_PAUSE`]. A write blocked on a slow peer is not a pause.
+async fn drain<F: std::future::Future>(
+    mut up: std::pin::Pin<&mut F>,
+    feed: &Feed,
+) -> Option<F::Output> {
+    loop {
+        tokio::select! {
+            r = &mut up => return Some(r),
+            () = tokio::time::sleep(DRAIN_PAUSE) => {
+                if feed.quiet_for(DRAIN_PAUSE) {
+                    tracing::info!("stdin idle after the peer closed, ending");
+                    return None;
+                }
             }
         }
     }

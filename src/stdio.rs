@@ -24,6 +24,12 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::io::StreamReader;
 use tokio_util::sync::PollSender;
 
+/// Writes a command's result text to stdout. A closed stdout (`| head`)
+/// is not an error: the reader has all it wanted. `print!` would panic.
+pub fn print(text: &str) {
+    let _ = io::stdout().lock().write_all(text.as_bytes());
+}
+
 /// The size of one read from stdin: one chunk, one UDP datagram at most.
 pub const CHUNK: usize = 64 * 1024;
 

@@ -71,7 +71,7 @@ pub struct Common {
     #[arg(long, value_name = "DUR", value_parser = duration, default_value = "0s")]
     pub warmup: Duration,
     /// A request with no answer within DUR is an error of kind "timeout".
-    #[arg(short = 'w', long = "timeout", value_name = "DUR", value_parser = duration, default_value = "5s")]
+    #[arg(short = 'w', long = "timeout", value_name = "DUR", value_parser = crate::cli::timeout, default_value = "5s")]
     pub timeout: Duration,
     /// Worker threads (default: one per core).
     #[arg(long, value_name = "N")]
@@ -394,7 +394,7 @@ pub async fn run(args: BenchArgs, quiet: bool) -> Result<()> {
     };
     let workers = workloads::start(&args.workload, &target, &run);
     let outcome = report::drive(&run, &common, workers, &label, quiet).await?;
-    print!("{}", outcome.text);
+    crate::stdio::print(&outcome.text);
     let errors: u64 = run.error_counts().values().sum();
     if errors > 0 && !common.allow_errors {
         return Err(Error::Network {

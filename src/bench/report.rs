@@ -76,7 +76,7 @@ pub async fn drive(
                         "mb_per_s": round3(mbps),
                         "errors": errors_json(run),
                     });
-                    println!("{obj}");
+                    crate::stdio::print(&format!("{obj}\n"));
                 } else if progress {
                     eprint!(
                         "\r{label}: {:>5.1}s  {:>10.0} req/s  {:>9.1} MB/s  errors {}   ",

@@ -113,10 +113,11 @@ fn claim(path: &Path) -> Result<&Path> {
             reason: "a file that is not a socket is in the way; refusing to replace it".into(),
         });
     }
-    let live = std::os::unix::net::UnixStream::connect(path).is_ok()
-        || std::os::unix::net::UnixDatagram::unbound()
+    let live = bound_in_kernel(path).unwrap_or_else(|| {
+        std::os::unix::net::UnixDatagram::unbound()
             .and_then(|s| s.connect(path))
-            .is_ok();
+            .is_ok()
+    });
     if live {
         return Err(Error::Local {
             what: format!("cannot listen on unix:{}", path.display()),
@@ -127,6 +128,21 @@ fn claim(path: &Path) -> Result<&Path> {
     std::fs::remove_file(path)
         .map_err(|e| Error::io(format!("remove stale socket {}", path.display()), &e))?;
     Ok(path)
+}
+
+/// Whether a live socket is bound to `path`, read from the kernel's table of
+/// Unix sockets (`None` if it cannot be read). Connecting to find out would
+/// not do: a live stream server would accept the probe as its client.
+fn bound_in_kernel(path: &Path) -> Option<bool> {
+    let table = std::fs::read_to_string("/proc/net/unix").ok()?;
+    let absolute = std::path::absolute(path).ok();
+    Some(table.lines().skip(1).any(|line| {
+        // Num RefCount Protocol Flags Type St Inode Path (the path may hold spaces).
+        let bound: Vec<&str> = line.split_whitespace().skip(7).collect();
+        let bound = Path::new(&bound.join(" ")).to_path_buf();
+        !bound.as_os_str().is_empty()
+            && (bound == path || absolute.as_deref() == Some(bound.as_path()))
+    }))
 }
 
 fn unix_bind_error(path: &Path, err: &io::Error) -> Error {

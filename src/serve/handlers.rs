@@ -112,24 +112,29 @@ impl Ctx {
     /// RFC 862: every byte back until the client closes; its half-close is
     /// passed on once everything has been returned.
     async fn echo(&self, stream: Stream, activity: &Arc<Activity>) -> io::Result<()> {
+        // A client that writes a message in pieces must not wait for its
+        // delayed ACK before the rest of the answer comes (Nagle).
+        if let Stream::Tcp(s) = &stream {
+            let _ = s.set_nodelay(true);
+        }
         let (mut rd, mut wr) = tokio::io::split(stream);
-        let mut tap = Tap::new(false, None, Some(activity.clone()));
-        let n = copy::pump(&mut rd, &mut wr, &mut tap)
+        let mut tap = Tap::new(false, None, Some(activity.clone()))
+            .counting(&self.stats.bytes_in, &self.stats.bytes_out);
+        copy::pump(&mut rd, &mut wr, &mut tap)
             .await
             .map_err(into_io)?;
-        Stats::add(&self.stats.bytes_in, n);
-        Stats::add(&self.stats.bytes_out, n);
         wr.shutdown().await
     }
 
     /// RFC 863: read and drop everything.
     async fn discard(&self, stream: Stream, activity: &Arc<Activity>) -> io::Result<()> {
         let (mut rd, _wr) = tokio::io::split(stream);
-        let mut tap = Tap::new(false, None, Some(activity.clone()));
-        let n = copy::pump(&mut rd, &mut tokio::io::sink(), &mut tap)
+        let dropped = std::sync::atomic::AtomicU64::new(0);
+        let mut tap =
+            Tap::new(false, None, Some(activity.clone())).counting(&self.stats.bytes_in, &dropped);
+        copy::pump(&mut rd, &mut tokio::io::sink(), &mut tap)
             .await
             .map_err(into_io)?;
-        Stats::add(&self.stats.bytes_in, n);
         Ok(())
     }
 

@@ -73,7 +73,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_conns: Option<u32>,
     /// Close a connection after this long without progress either way.
-    #[arg(short = 'i', long, value_name = "DUR", value_parser = duration, default_value = "2m")]
+    #[arg(short = 'i', long, value_name = "DUR", value_parser = crate::cli::timeout, default_value = "2m")]
     pub idle_timeout: Duration,
     /// Serve only clients in this block (repeatable).
     #[arg(long, value_name = "CIDR", value_parser = acl::parse_cidr)]

@@ -123,6 +123,18 @@ const CASES: &[(&[&str], i32, &[&str])] = &[
         &["--unix PATH takes no address"],
     ),
     (&["frobnicate"], 2, &["frobnicate"]),
+    (&["connect", "[]:80"], 2, &["empty host", "\"[]\""]),
+    (
+        &["connect", "-q", "9999999999999999999", "127.0.0.1", "80"],
+        2,
+        &["too long", "9999999999999999999"],
+    ),
+    (
+        &["serve", "-i", "0", "echo=0"],
+        2,
+        &["\"0\"", "more than 0"],
+    ),
+    (&["serve", "ftp"], 2, &["\"ftp\"", "echo"]),
 ];
 
 #[test]

@@ -65,6 +65,21 @@ fn exits_when_peer_closes_even_if_stdin_stays_open() {
 }
 
 #[test]
+fn a_half_closed_peer_that_reads_slowly_still_gets_all_of_stdin() {
+    // Regression: a socket write blocked on a slow reader once looked like
+    // idle stdin, and the rest of stdin was dropped with exit 0.
+    let (port, srv) = server(|mut s| {
+        s.shutdown(Shutdown::Write).unwrap();
+        thread::sleep(Duration::from_millis(700));
+        read_all(&mut s).len()
+    });
+    let data = crate::util::random_bytes(16 << 20);
+    let out = run(&["connect", "127.0.0.1", &port.to_string()], &data);
+    out.ok();
+    assert_eq!(srv.join().unwrap(), data.len());
+}
+
+#[test]
 fn verbose_logs_each_change_of_state() {
     let (port, srv) = server(|mut s| {
         let got = read_all(&mut s);

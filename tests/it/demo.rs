@@ -42,3 +42,14 @@ fn demo_runs_every_tutorial_system_and_checks_it() {
         start.elapsed()
     );
 }
+
+#[test]
+fn demo_into_a_closed_pipe_exits_0_without_a_panic() {
+    let script = format!(
+        "{} demo | head -n 1; exit ${{PIPESTATUS[0]}}",
+        crate::util::bin().display()
+    );
+    let out = crate::util::run_cmd("bash", &["-c", &script], b"");
+    out.ok();
+    assert!(!out.stderr.contains("panicked"), "{}", out.dump());
+}

@@ -268,6 +268,63 @@ fn unix_socket_file_is_created_and_removed_also_on_ctrl_c() {
 }
 
 #[test]
+fn a_second_unix_listener_leaves_the_first_alone() {
+    // Regression: the liveness check once connected to the live server,
+    // which took the probe for its one client and exited.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("busy");
+    let spath = path.to_str().unwrap();
+    let mut first = spawn(&["listen", "--unix", spath]);
+    first.listening();
+    let second = spawn(&["listen", "--unix", spath]).finish(WAIT);
+    second.code_is(2);
+    assert!(
+        second.stderr.contains("another process is listening"),
+        "{}",
+        second.dump()
+    );
+    let mut c = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    c.write_all(b"still here").unwrap();
+    c.shutdown(Shutdown::Write).unwrap();
+    let out = first.finish(WAIT);
+    out.ok();
+    assert_eq!(out.stdout, b"still here");
+}
+
+#[test]
+fn a_closed_stdout_ends_udp_listen_quietly() {
+    // `listen -u | head -c 3`: once head has gone, the next datagram's
+    // write fails with EPIPE, and listen must end with 0, not an error.
+    let dir = tempfile::tempdir().unwrap();
+    let script = format!(
+        r#"d={dir}
+({bin} listen -u 127.0.0.1 0 2>$d/err | head -c 3 >$d/out; echo "${{PIPESTATUS[0]}}" >$d/rc) &
+for i in $(seq 500); do grep -q 'listening on' $d/err 2>/dev/null && break; sleep 0.01; done
+port=$(sed -n 's/.*udp:\/\/127.0.0.1:\([0-9]*\).*/\1/p' $d/err)
+for i in $(seq 100); do
+  [ -s $d/rc ] && break
+  {bin} connect -u --wait 0 --send abcdef 127.0.0.1 "$port"
+  sleep 0.05
+done
+wait
+echo "rc=$(cat $d/rc) out=$(cat $d/out)"
+cat $d/err
+"#,
+        dir = dir.path().display(),
+        bin = crate::util::bin().display()
+    );
+    let out = crate::util::run_cmd("bash", &["-c", &script], b"");
+    out.ok();
+    let text = out.out();
+    assert!(text.starts_with("rc=0 out=abc\n"), "{}", out.dump());
+    assert!(
+        !text.contains("netsmith:"),
+        "an error was printed\n{}",
+        out.dump()
+    );
+}
+
+#[test]
 fn unixgram_listen_receives_and_replies() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("dg");

@@ -1653,3 +1653,16 @@ fn json_totals_count_what_the_clients_sent_and_v_logs_connections() {
         assert_eq!(count(&t, "time", field), 0, "time.{field}\n{}", out.dump());
     }
 }
+
+/// Regression: each listener once held a permit while waiting to accept, so
+/// `--max-conns 1` with two services starved one of them.
+#[test]
+fn max_conns_is_shared_by_all_services_without_starving_any() {
+    let mut server = util::spawn(&["serve", "echo=0", "qotd=0", "--tcp", "--max-conns", "1"]);
+    let found = server.listening_services(2);
+    let qotd = found[&("qotd".to_string(), "tcp".to_string())].clone();
+    let out = util::run(&["connect", "-w", "5s", &qotd], b"");
+    out.ok();
+    assert!(!out.stdout.is_empty(), "{}", out.dump());
+    server.interrupt().ok();
+}
