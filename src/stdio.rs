@@ -7,7 +7,8 @@
 //! joined to the async side by a small bounded channel: one hand-off per
 //! 64 KiB, reads of stdin overlapping writes to the socket, and no tokio
 //! blocking-pool task that would keep the runtime from shutting down while
-//! a terminal waits for input.
+//! a terminal waits for input. (stdout gets one hand-off per write the
+//! session makes, whatever its size.)
 
 use std::fs::File;
 use std::io::{self, Read as _, Write as _};
@@ -230,6 +231,8 @@ impl AsyncWrite for Stdout {
         }
     }
 
+    /// Data is handed to the writer thread, not yet written: this does not
+    /// wait for it. [`Stdout::sync`] is the barrier that does.
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
     }

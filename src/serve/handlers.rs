@@ -35,9 +35,11 @@ pub struct Ctx {
 }
 
 /// How long a one-shot service (qotd, daytime, time, banner) keeps reading
-/// after its answer, so that the client's own close comes first and no
-/// reset can destroy the answer in flight.
-const LINGER: Duration = Duration::from_secs(2);
+/// after its answer for the client's close. Closing with the client's bytes
+/// unread would send a reset that can destroy the answer in flight; a
+/// client that sends nothing and closes late must not hold a descriptor
+/// (and a `--max-conns` slot) for long.
+const LINGER: Duration = Duration::from_millis(250);
 
 impl Ctx {
     pub fn new(

@@ -273,6 +273,15 @@ pub async fn run(cfg: ServeConfig, stop: CancellationToken) -> Result<String> {
         files,
     } = bind_all(&cfg)?;
 
+    // Ports of our own UDP sockets: two of our services (echo=7007,
+    // chargen=7019) must not answer each other either.
+    let own_ports: Arc<[u16]> = sockets
+        .iter()
+        .filter_map(|(_, s)| match s {
+            Socket::Datagram(d) => d.local_addr().map(|a| a.port()),
+            Socket::Stream(..) => None,
+        })
+        .collect();
     let limit = Arc::new(Semaphore::new(max_conns));
     let connections = TaskTracker::new();
     let mut loops = tokio::task::JoinSet::new();
@@ -287,7 +296,8 @@ pub async fn run(cfg: ServeConfig, stop: CancellationToken) -> Result<String> {
             }
             Socket::Datagram(socket) => {
                 let rate = cfg.udp_rate;
-                loops.spawn(async move { datagrams(&socket, &ctx, &acl, rate, &stop).await });
+                let own = own_ports.clone();
+                loops.spawn(async move { datagrams(&socket, &ctx, &acl, rate, &own, &stop).await });
             }
         }
     }
@@ -358,9 +368,17 @@ fn raise_fd_limit() -> u64 {
 }
 
 /// Answers datagrams until `stop`: the service's reply to each, except to
-/// the services' own ports (no ping-pong between two servers), to denied
-/// sources, and beyond `rate` replies per second per source.
-async fn datagrams(socket: &Datagram, ctx: &Ctx, acl: &Acl, rate: u32, stop: &CancellationToken) {
+/// the classic services' ports and this server's own (no ping-pong between
+/// two servers), to denied sources, and beyond `rate` replies per second
+/// per source.
+async fn datagrams(
+    socket: &Datagram,
+    ctx: &Ctx,
+    acl: &Acl,
+    rate: u32,
+    own_ports: &[u16],
+    stop: &CancellationToken,
+) {
     let mut buf = vec![0u8; 65_536];
     let mut limiter = RateLimit::new(rate);
     loop {
@@ -381,7 +399,7 @@ async fn datagrams(socket: &Datagram, ctx: &Ctx, acl: &Acl, rate: u32, stop: &Ca
             }
         };
         let Peer::Inet(from) = peer else { continue };
-        if LOOP_PORTS.contains(&from.port()) {
+        if LOOP_PORTS.contains(&from.port()) || own_ports.contains(&from.port()) {
             Stats::add(&ctx.stats.dropped_loop, 1);
             continue;
         }
@@ -417,6 +435,8 @@ async fn datagrams(socket: &Datagram, ctx: &Ctx, acl: &Acl, rate: u32, stop: &Ca
 struct RateLimit {
     rate: f64,
     buckets: HashMap<IpAddr, (f64, Instant)>,
+    /// When the table was last swept of idle sources.
+    swept: Instant,
 }
 
 /// Sources tracked at once by the UDP rate limit.
@@ -427,6 +447,7 @@ impl RateLimit {
         RateLimit {
             rate: f64::from(rate),
             buckets: HashMap::new(),
+            swept: Instant::now(),
         }
     }
 
@@ -435,8 +456,13 @@ impl RateLimit {
             return true;
         }
         if self.buckets.len() >= RATE_TABLE_MAX && !self.buckets.contains_key(&ip) {
-            self.buckets
-                .retain(|_, (_, seen)| now.duration_since(*seen) < Duration::from_secs(1));
+            // Sweep at most once a second: a flood of new (spoofed) sources
+            // must not cost a full pass over the table per datagram.
+            if now.duration_since(self.swept) >= Duration::from_secs(1) {
+                self.swept = now;
+                self.buckets
+                    .retain(|_, (_, seen)| now.duration_since(*seen) < Duration::from_secs(1));
+            }
             if self.buckets.len() >= RATE_TABLE_MAX {
                 return false;
             }
