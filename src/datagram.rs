@@ -82,7 +82,7 @@ where
                 unanswered = None;
                 last_event = Instant::now();
             }
-            () = sleep_until(deadline.map(|d| d.0)), if deadline.is_some() => {
+            () = crate::duration::sleep_until(deadline.map(|d| d.0)), if deadline.is_some() => {
                 if deadline.is_some_and(|d| d.1) {
                     let limit = wait.reply_timeout.unwrap_or_default();
                     return Err(Error::Silence(format!("no reply from {target} within {}", show(limit))));
@@ -147,7 +147,7 @@ where
                 Some(Err(e)) => return Err(Error::stdin(&e)),
                 None => input = None,
             },
-            () = sleep_until(deadline), if deadline.is_some() => {
+            () = crate::duration::sleep_until(deadline), if deadline.is_some() => {
                 if received_any {
                     tracing::info!("no datagram for {}, ending", show(timeout.unwrap_or_default()));
                     return Ok(());
@@ -161,13 +161,6 @@ where
 async fn recv_chunk(input: &mut Option<Chunks>) -> Option<std::io::Result<bytes::Bytes>> {
     match input {
         Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
 }

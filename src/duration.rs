@@ -45,6 +45,15 @@ fn parse_unbounded(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(trimmed).map_err(|_| bad())
 }
 
+/// Sleeps until `at`, or forever when there is no deadline: a `select!`
+/// branch for an optional timeout.
+pub async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Formats a duration the way it is usually typed (`500ms`, `5s`, `1.5s`).
 pub fn show(d: Duration) -> String {
     if d.subsec_nanos() == 0 {

@@ -166,7 +166,7 @@ where
                     _ => Ok(()),
                 };
             }
-            () = sleep_until(quit_at), if quit_at.is_some() => {
+            () = crate::duration::sleep_until(quit_at), if quit_at.is_some() => {
                 tracing::info!("quitting: -q time after stdin EOF is up");
                 return Ok(());
             }
@@ -200,12 +200,5 @@ async fn drain<F: std::future::Future>(
                 }
             }
         }
-    }
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }

@@ -54,7 +54,7 @@ pub async fn drive(
     let mut measured = Vec::new();
     loop {
         tokio::select! {
-            () = sleep_until(deadline) => break,
+            () = crate::duration::sleep_until(deadline) => break,
             () = run.stop.cancelled() => break,
             // Workers that end on their own (every connection refused, say).
             done = workers.join_next() => match done {
@@ -105,13 +105,6 @@ pub async fn drive(
     .await;
     workers.abort_all();
     Ok(build(run, common, &measured, elapsed, label))
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }
 
 fn counters(run: &Run) -> (u64, u64, u64) {

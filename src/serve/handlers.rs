@@ -173,13 +173,7 @@ impl Ctx {
             }
         };
         let drain = async {
-            let mut buf = vec![0u8; 16 * 1024];
-            while let Ok(n) = rd.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-                Stats::add(&self.stats.bytes_in, n as u64);
-            }
+            self.drain(&mut rd).await;
             std::future::pending::<()>().await;
         };
         tokio::select! {
@@ -197,17 +191,21 @@ impl Ctx {
         Stats::add(&self.stats.bytes_out, answer.len() as u64);
         // Read until the client closes (briefly): closing with its bytes
         // unread would send a reset that can destroy the answer in flight.
-        let mut buf = [0u8; 512];
-        let _ = tokio::time::timeout(LINGER, async {
-            while let Ok(n) = rd.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-                Stats::add(&self.stats.bytes_in, n as u64);
-            }
-        })
-        .await;
+        let _ = tokio::time::timeout(LINGER, self.drain(&mut rd)).await;
         Ok(())
+    }
+}
+
+impl Ctx {
+    /// Reads and counts what the client sends until it closes (or fails).
+    async fn drain(&self, rd: &mut (impl tokio::io::AsyncRead + Unpin)) {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = rd.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            Stats::add(&self.stats.bytes_in, n as u64);
+        }
     }
 }
 
