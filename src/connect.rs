@@ -81,13 +81,7 @@ impl TryFrom<ConnectArgs> for ConnectConfig {
             (None, Some(host), Some(port)) => {
                 Endpoint::from_parts(host, port, proto, PortZero::Refused)?
             }
-            (None, Some(text), None) => match Endpoint::parse(text, proto, PortZero::Refused)? {
-                Endpoint::Unix { path, datagram } => Endpoint::Unix {
-                    path,
-                    datagram: datagram || a.udp,
-                },
-                ep @ Endpoint::Inet { .. } => ep,
-            },
+            (None, Some(text), None) => Endpoint::parse(text, proto, PortZero::Refused)?,
             (None, None, _) => {
                 return Err(Error::usage(
                     "missing target: give HOST PORT, HOST:PORT or unix:PATH",

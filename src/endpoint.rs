@@ -160,11 +160,11 @@ pub fn parse_host(text: &str) -> Result<Host> {
 
 impl Endpoint {
     /// Parses one endpoint string. `proto` is the transport when the string
-    /// names none (`-u` makes it UDP); a scheme that contradicts it is an
-    /// error rather than a silent choice.
+    /// names none (`-u` makes it UDP, and `unix:PATH` a datagram socket); a
+    /// scheme that contradicts it is an error rather than a silent choice.
     pub fn parse(text: &str, proto: Proto, zero: PortZero) -> Result<Endpoint> {
         if let Some(path) = text.strip_prefix("unix:") {
-            return unix(path, false);
+            return unix(path, proto == Proto::Udp);
         }
         if let Some(path) = text.strip_prefix("unixgram:") {
             return unix(path, true);
@@ -359,6 +359,17 @@ mod tests {
             let err = tcp(text).unwrap_err().to_string();
             assert!(err.contains(words), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn udp_flag_makes_unix_a_datagram_socket() {
+        assert_eq!(
+            Endpoint::parse("unix:/s", Proto::Udp, PortZero::Refused).unwrap(),
+            Endpoint::Unix {
+                path: "/s".into(),
+                datagram: true
+            }
+        );
     }
 
     #[test]

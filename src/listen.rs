@@ -119,13 +119,7 @@ impl ListenConfig {
                     host: host_of(a.bind.as_ref())?,
                     port: endpoint::parse_port(one, proto, PortZero::Allowed)?,
                 },
-                ([one], None) => match Endpoint::parse(one, proto, PortZero::Allowed)? {
-                    Endpoint::Unix { path, datagram } => Endpoint::Unix {
-                        path,
-                        datagram: datagram || a.udp,
-                    },
-                    ep @ Endpoint::Inet { .. } => ep,
-                },
+                ([one], None) => Endpoint::parse(one, proto, PortZero::Allowed)?,
                 ([host], Some(port)) | ([host, port], None) => {
                     Endpoint::from_parts(host, port, proto, PortZero::Allowed)?
                 }
