@@ -16,14 +16,14 @@ use std::os::fd::AsFd;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use std::sync::{Arc, Mutex};
-
 use bytes::Bytes;
 use tokio::io::AsyncWrite;
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::io::StreamReader;
 use tokio_util::sync::PollSender;
+
+use crate::copy::Pool;
 
 /// Writes a command's result text to stdout. A closed stdout (`| head`)
 /// is not an error: the reader has all it wanted. `print!` would panic.
@@ -39,27 +39,6 @@ const DEPTH: usize = 8;
 
 /// Buffers kept for reuse: enough for every chunk in flight.
 const POOL_MAX: usize = DEPTH + 4;
-
-/// Chunk buffers, reused so that a long transfer allocates nothing after its
-/// first few chunks: a fresh 64 KiB buffer per chunk costs a malloc, a
-/// zero-fill and, once the allocator has returned freed memory to the
-/// kernel, a page fault per 4 KiB (measured: about 60,000 faults per GiB).
-#[derive(Clone, Default)]
-struct Pool(Arc<Mutex<Vec<Vec<u8>>>>);
-
-impl Pool {
-    fn take(&self) -> Option<Vec<u8>> {
-        self.0.lock().ok().and_then(|mut p| p.pop())
-    }
-
-    fn give(&self, buf: Vec<u8>) {
-        if let Ok(mut p) = self.0.lock()
-            && p.len() < POOL_MAX
-        {
-            p.push(buf);
-        }
-    }
-}
 
 /// A stdin chunk whose buffer goes back to the pool when the socket side
 /// is done with it (the owner of a [`Bytes`]).
@@ -99,7 +78,7 @@ pub fn stdin_chunks() -> Chunks {
             let Ok(mut file) = file else {
                 return; // no stdin at all: EOF
             };
-            let pool = Pool::default();
+            let pool = Pool::new(POOL_MAX);
             loop {
                 // Pooled buffers stay CHUNK long and initialized: no zero-fill.
                 let mut buf = pool.take().unwrap_or_else(|| vec![0; CHUNK]);
@@ -166,7 +145,7 @@ impl Stdout {
 
     fn start() -> Stdout {
         let (tx, mut rx) = mpsc::channel::<Msg>(DEPTH);
-        let pool = Pool::default();
+        let pool = Pool::new(POOL_MAX);
         let used = pool.clone();
         let file = io::stdout().as_fd().try_clone_to_owned().map(File::from);
         let spawned = std::thread::Builder::new()

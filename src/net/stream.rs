@@ -44,6 +44,23 @@ pub enum Stream {
 }
 
 impl Stream {
+    /// Waits until the socket has bytes (or EOF, or an error) to read,
+    /// without a buffer: an idle connection holds no memory for it.
+    pub async fn readable(&self) -> std::io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.readable().await,
+            Stream::Unix(s) => s.readable().await,
+        }
+    }
+
+    /// Reads what is there without waiting (`WouldBlock` if nothing is).
+    pub fn try_read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.try_read(buf),
+            Stream::Unix(s) => s.try_read(buf),
+        }
+    }
+
     /// The address of the other end, for logs.
     pub fn peer(&self) -> Peer {
         match self {

@@ -113,19 +113,18 @@ impl Ctx {
 
     /// RFC 862: every byte back until the client closes; its half-close is
     /// passed on once everything has been returned.
-    async fn echo(&self, stream: Stream, activity: &Arc<Activity>) -> io::Result<()> {
+    async fn echo(&self, mut stream: Stream, activity: &Arc<Activity>) -> io::Result<()> {
         // A client that writes a message in pieces must not wait for its
         // delayed ACK before the rest of the answer comes (Nagle).
         if let Stream::Tcp(s) = &stream {
             let _ = s.set_nodelay(true);
         }
-        let (mut rd, mut wr) = tokio::io::split(stream);
         let mut tap = Tap::new(false, None, Some(activity.clone()))
             .counting(&self.stats.bytes_in, &self.stats.bytes_out);
-        copy::pump(&mut rd, &mut wr, &mut tap)
+        copy::reflect(&mut stream, &mut tap, buffers())
             .await
             .map_err(into_io)?;
-        wr.shutdown().await
+        stream.shutdown().await
     }
 
     /// RFC 863: read and drop everything.
@@ -198,8 +197,10 @@ impl Ctx {
 
 impl Ctx {
     /// Reads and counts what the client sends until it closes (or fails).
+    /// The buffer is on the heap: on the stack it would be part of every
+    /// connection's future, idle or not (4 KiB each, measured).
     async fn drain(&self, rd: &mut (impl tokio::io::AsyncRead + Unpin)) {
-        let mut buf = [0u8; 4096];
+        let mut buf = vec![0u8; 4096];
         while let Ok(n) = rd.read(&mut buf).await {
             if n == 0 {
                 break;
@@ -207,6 +208,15 @@ impl Ctx {
             Stats::add(&self.stats.bytes_in, n as u64);
         }
     }
+}
+
+/// Buffers shared by every echo connection of the process: each holds one
+/// only while it has bytes in hand.
+fn buffers() -> &'static copy::Pool {
+    /// Buffers kept for reuse after a burst (4 MiB at 64 KiB each).
+    const KEPT: usize = 64;
+    static POOL: std::sync::OnceLock<copy::Pool> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| copy::Pool::new(KEPT))
 }
 
 fn into_io(e: CopyError) -> io::Error {
