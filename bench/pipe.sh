@@ -38,6 +38,8 @@ ATTEMPTS=${ATTEMPTS:-3}
 
 BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$BENCH")
+# shellcheck source=bench/lib.sh
+source "$BENCH/lib.sh"
 NETSMITH=$ROOT/target/release/netsmith
 JSON=$BENCH/results/pipe.json
 
@@ -87,8 +89,6 @@ declare -A PACKAGE=([nc]=netcat-openbsd [ncat]=ncat [socat]=socat)
 declare -A BINARY=([nc]=nc.openbsd [ncat]=ncat [socat]=socat)
 
 # ---------------------------------------------------------------- set-up
-say() { printf '%s\n' "$*" >&2; }
-die() { say "pipe.sh: $*"; exit 2; }
 
 # Installs what is missing (as root, with apt-get), drops peers that are
 # still missing, and builds netsmith.
@@ -150,10 +150,6 @@ cleanup() {
 }
 
 # ---------------------------------------------------------------- helpers
-free_port() {
-    "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 # wait_ready PORT FILE: waits (up to 10 s) until something listens on
 # 127.0.0.1:PORT and FILE exists. It reads /proc/net/tcp rather than
 # connecting: a probe would be the listener's one client.
@@ -187,27 +183,6 @@ timed() {
     local file=$1
     shift
     /usr/bin/time -f '%U %S' -o "$file" timeout "$TIMEOUT" "$@"
-}
-
-# CPU time the whole machine has spent busy so far, in jiffies (USER_HZ):
-# user nice system irq softirq steal.
-busy_jiffies() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
-
-# Waits (up to QUIET_WAIT seconds) until the machine is idle: less than a
-# tenth of a CPU busy over half a second. Other work on a 2-core machine
-# moves the results more than any difference between the tools.
-wait_quiet() {
-    local deadline=$((SECONDS + QUIET_WAIT)) b0 b1
-    while :; do
-        b0=$(busy_jiffies)
-        sleep 0.5
-        b1=$(busy_jiffies)
-        ((b1 - b0 <= HZ / 20)) && return 0
-        if ((SECONDS >= deadline)); then
-            say "  machine still busy ($((b1 - b0)) jiffies in 0.5 s); measuring anyway"
-            return 0
-        fi
-    done
 }
 
 cpu_of() { tail -n 1 "$1" 2>/dev/null || echo "nan nan"; }

@@ -47,6 +47,8 @@ ATTEMPTS=${ATTEMPTS:-2}
 
 BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$BENCH")
+# shellcheck source=bench/lib.sh
+source "$BENCH/lib.sh"
 NETSMITH=$ROOT/target/release/netsmith
 RESULTS=$BENCH/results
 TOKIO_ECHO=$RESULTS/target/release/tokio-echo
@@ -182,8 +184,6 @@ gen_cmd() {
 proto_of() { if [[ $1 == udp ]]; then echo udp; else echo tcp; fi; }
 
 # ---------------------------------------------------------------- set-up
-say() { printf '%s\n' "$*" >&2; }
-die() { say "serve.sh: $*"; exit 2; }
 
 declare -A SKIP=() # peer -> why it cannot run here
 
@@ -262,22 +262,6 @@ cleanup() {
 }
 
 # ---------------------------------------------------------------- helpers
-# A port free for both TCP and UDP on 127.0.0.1 (inetd's services file and
-# the UDP peers use one number for both).
-free_port() {
-    "$PYTHON" -c '
-import socket
-for _ in range(100):
-    t = socket.socket(); t.bind(("127.0.0.1", 0)); p = t.getsockname()[1]
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        u.bind(("127.0.0.1", p)); print(p); break
-    except OSError:
-        pass
-    finally:
-        u.close(); t.close()'
-}
-
 # listening PROTO PORT: is a socket listening (tcp) or bound (udp) on
 # 127.0.0.1:PORT? Reads /proc/net rather than connecting: a probe would be
 # one more client.
@@ -299,26 +283,6 @@ proc_jiffies() {
     stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
     # fields after "pid (comm) ": state is $1, utime $12 ... cstime $15
     awk '{ print $12 + $13 + $14 + $15 }' <<<"${stat##*) }"
-}
-
-# CPU time the whole machine has spent busy so far, in jiffies (USER_HZ):
-# user nice system irq softirq steal.
-busy_jiffies() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
-
-# Waits (up to QUIET_WAIT seconds) until the machine is idle: less than a
-# tenth of a CPU busy over half a second.
-wait_quiet() {
-    local deadline=$((SECONDS + QUIET_WAIT)) b0 b1
-    while :; do
-        b0=$(busy_jiffies)
-        sleep 0.5
-        b1=$(busy_jiffies)
-        ((b1 - b0 <= HZ / 20)) && return 0
-        if ((SECONDS >= deadline)); then
-            say "  machine still busy ($((b1 - b0)) jiffies in 0.5 s); measuring anyway"
-            return 0
-        fi
-    done
 }
 
 one_line() { head -c "${2:-300}" "$1" 2>/dev/null | tr '\n\t' '  ' | sed 's/  */ /g; s/ $//'; }

@@ -1,0 +1,43 @@
+# Helpers shared by the benchmark scripts (sourced, not run). The caller
+# sets PYTHON (a python3), HZ (getconf CLK_TCK) and QUIET_WAIT (seconds).
+# shellcheck shell=bash
+
+say() { printf '%s\n' "$*" >&2; }
+die() { say "${0##*/}: $*"; exit 2; }
+
+# A port free for both TCP and UDP on 127.0.0.1 (inetd's services file and
+# the UDP peers use one number for both).
+free_port() {
+    "$PYTHON" -c '
+import socket
+for _ in range(100):
+    t = socket.socket(); t.bind(("127.0.0.1", 0)); p = t.getsockname()[1]
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        u.bind(("127.0.0.1", p)); print(p); break
+    except OSError:
+        pass
+    finally:
+        u.close(); t.close()'
+}
+
+# CPU time the whole machine has spent busy so far, in jiffies (USER_HZ):
+# user nice system irq softirq steal.
+busy_jiffies() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
+
+# Waits (up to QUIET_WAIT seconds) until the machine is idle: less than a
+# tenth of a CPU busy over half a second. Other work on a 2-core machine
+# moves the results more than any difference between the tools.
+wait_quiet() {
+    local deadline=$((SECONDS + QUIET_WAIT)) b0 b1
+    while :; do
+        b0=$(busy_jiffies)
+        sleep 0.5
+        b1=$(busy_jiffies)
+        ((b1 - b0 <= HZ / 20)) && return 0
+        if ((SECONDS >= deadline)); then
+            say "  machine still busy ($((b1 - b0)) jiffies in 0.5 s); measuring anyway"
+            return 0
+        fi
+    done
+}
