@@ -24,6 +24,23 @@ fn server<T: Send + 'static>(
     (port, handle)
 }
 
+/// A UDP server on 127.0.0.1:0 that answers one datagram with
+/// `answer(datagram)`; its thread yields the datagram's length.
+fn udp_server(
+    answer: impl FnOnce(&[u8]) -> Vec<u8> + Send + 'static,
+) -> (u16, thread::JoinHandle<usize>) {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let handle = thread::spawn(move || {
+        sock.set_read_timeout(Some(WAIT)).unwrap();
+        let mut buf = vec![0u8; 65536];
+        let (n, from) = sock.recv_from(&mut buf).unwrap();
+        sock.send_to(&answer(&buf[..n]), from).unwrap();
+        n
+    });
+    (port, handle)
+}
+
 fn read_all(stream: &mut TcpStream) -> Vec<u8> {
     let mut buf = Vec::new();
     stream.read_to_end(&mut buf).unwrap();
@@ -327,15 +344,10 @@ fn ipv6_literal_forms() {
 
 #[test]
 fn udp_prints_the_reply_after_stdin_ends() {
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let port = sock.local_addr().unwrap().port();
-    let srv = thread::spawn(move || {
-        sock.set_read_timeout(Some(WAIT)).unwrap();
-        let mut buf = vec![0u8; 65536];
-        let (n, from) = sock.recv_from(&mut buf).unwrap();
+    let (port, srv) = udp_server(|got| {
         // Answer slowly: stdin has long ended when the reply arrives.
         thread::sleep(Duration::from_millis(200));
-        sock.send_to(&buf[..n].to_ascii_uppercase(), from).unwrap();
+        got.to_ascii_uppercase()
     });
     let out = run(&["connect", "-u", "127.0.0.1", &port.to_string()], b"q");
     out.ok();
@@ -345,15 +357,7 @@ fn udp_prints_the_reply_after_stdin_ends() {
 
 #[test]
 fn udp_large_datagram_is_not_truncated() {
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let port = sock.local_addr().unwrap().port();
-    let srv = thread::spawn(move || {
-        sock.set_read_timeout(Some(WAIT)).unwrap();
-        let mut buf = vec![0u8; 65536];
-        let (n, from) = sock.recv_from(&mut buf).unwrap();
-        sock.send_to(&buf[..n], from).unwrap();
-        n
-    });
+    let (port, srv) = udp_server(<[u8]>::to_vec);
     let payload = "x".repeat(60_000);
     let out = run(
         &[
