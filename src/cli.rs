@@ -43,6 +43,8 @@ pub enum Command {
     Listen(crate::listen::ListenArgs),
     /// Run the classic services: echo, discard, chargen, qotd, daytime, time, banner.
     Serve(crate::serve::ServeArgs),
+    /// Find open ports: a TCP connect scan (-u: UDP probes), loopback unless --authorized.
+    Scan(crate::scan::ScanArgs),
     /// Load-test a server: echo round trips, streams, connection rate, UDP.
     Bench(crate::bench::BenchArgs),
     /// Run every system of the socket tutorials live on loopback, both sides shown.
@@ -155,11 +157,24 @@ pub fn timeout(text: &str) -> Result<Duration, String> {
     crate::duration::parse_positive(text)
 }
 
-const COMMANDS: &[&str] = &["connect", "listen", "serve", "bench", "demo", "help"];
+const COMMANDS: &[&str] = &[
+    "connect", "listen", "serve", "scan", "bench", "demo", "help",
+];
 
 /// Rewrites nc-style command lines: with no command named, `-l` (alone or in
 /// a cluster such as `-lvp`) means `listen`, anything else `connect`.
 pub fn nc_style(args: Vec<OsString>) -> Vec<OsString> {
+    // nmap's two-letter single-dash flag, which clap cannot spell.
+    let args: Vec<OsString> = args
+        .into_iter()
+        .map(|a| {
+            if a == "-iL" {
+                OsString::from("--input-list")
+            } else {
+                a
+            }
+        })
+        .collect();
     let named = args
         .iter()
         .skip(1)
@@ -225,6 +240,10 @@ mod tests {
             os(&["n", "-v", "connect", "h:1"])
         );
         assert_eq!(nc_style(os(&["n", "--help"])), os(&["n", "--help"]));
+        assert_eq!(
+            nc_style(os(&["n", "scan", "-iL", "f"])),
+            os(&["n", "scan", "--input-list", "f"])
+        );
         assert_eq!(nc_style(os(&["n", "bogus"])), os(&["n", "bogus"]));
     }
 

@@ -257,6 +257,51 @@ fn split_host_port(text: &str) -> Result<(&str, &str)> {
     }
 }
 
+/// Parses a port list as `scan -p` takes it: `22,80,8000-8100`, service
+/// names (`http,ssh`), open-ended ranges (`-1024`, `60000-`), and `-` for
+/// every port. Returns the ports sorted, each once.
+pub fn parse_port_list(text: &str, proto: Proto) -> Result<Vec<u16>> {
+    let mut wanted = vec![false; 65536];
+    for item in text.split(',') {
+        let item = item.trim();
+        if item.is_empty() {
+            return Err(Error::usage(format!(
+                "invalid port list \"{text}\": an empty item; write ports and ranges \
+                 separated by commas, such as 22,80,8000-8100"
+            )));
+        }
+        let (from, to) = match item.split_once('-') {
+            // A service name may contain '-' (e.g. "sql-net"): try it whole first.
+            Some(_) if item.starts_with(|c: char| c.is_ascii_alphabetic()) => {
+                let port = parse_port(item, proto, PortZero::Refused)?;
+                (port, port)
+            }
+            Some((a, b)) => {
+                let end = |t: &str, default: u16| {
+                    if t.is_empty() {
+                        Ok(default)
+                    } else {
+                        parse_port(t, proto, PortZero::Refused)
+                    }
+                };
+                let (a, b) = (end(a, 1)?, end(b, 65535)?);
+                if a > b {
+                    return Err(Error::usage(format!(
+                        "invalid port range \"{item}\": it ends before it starts; write the lower port first"
+                    )));
+                }
+                (a, b)
+            }
+            None => {
+                let port = parse_port(item, proto, PortZero::Refused)?;
+                (port, port)
+            }
+        };
+        wanted[usize::from(from)..=usize::from(to)].fill(true);
+    }
+    Ok((1..=65535u16).filter(|&p| wanted[usize::from(p)]).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,5 +421,31 @@ mod tests {
     fn scheme_must_agree_with_flag() {
         let err = Endpoint::parse("tcp://h:1", Proto::Udp, PortZero::Refused).unwrap_err();
         assert!(err.to_string().contains("-u"));
+    }
+    #[test]
+    fn port_lists() {
+        let list = |t: &str| parse_port_list(t, Proto::Tcp);
+        assert_eq!(
+            list("22,80,8000-8003").unwrap(),
+            [22, 80, 8000, 8001, 8002, 8003]
+        );
+        assert_eq!(list("80,22,80,21-23").unwrap(), [21, 22, 23, 80]);
+        assert_eq!(list("-").unwrap().len(), 65535);
+        assert_eq!(list("-3").unwrap(), [1, 2, 3]);
+        assert_eq!(list("65534-").unwrap(), [65534, 65535]);
+        assert_eq!(list("65535").unwrap(), [65535]);
+        assert_eq!(list("1-65535").unwrap().len(), 65535);
+        assert_eq!(list("ssh,http").unwrap(), [22, 80]);
+        let err = |t: &str| list(t).unwrap_err().to_string();
+        assert!(
+            err("100-22").contains("ends before it starts"),
+            "{}",
+            err("100-22")
+        );
+        assert!(err("0").contains("1-65535"));
+        assert!(err("65536").contains("1-65535"));
+        assert!(err("22,,80").contains("empty item"));
+        assert!(err("1-2-3").contains("invalid port"));
+        assert!(err("nosuchservice").contains("unknown service"));
     }
 }

@@ -14,6 +14,14 @@ pub use stream::{Datagram, Listener, Peer, Stream};
 use crate::endpoint::Host;
 use crate::error::{Error, Result};
 
+/// Raises the soft descriptor limit to the hard one (servers and scans
+/// hold a socket per client or probe); returns the limit now in force.
+pub fn raise_fd_limit() -> u64 {
+    rlimit::increase_nofile_limit(u64::MAX)
+        .or_else(|_| rlimit::getrlimit(rlimit::Resource::NOFILE).map(|(soft, _)| soft))
+        .unwrap_or(1024)
+}
+
 /// Which address families a command may use (`-4`, `-6`, or both).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Family {

@@ -262,7 +262,7 @@ fn bind_all(cfg: &ServeConfig) -> Result<Bound> {
 /// Runs the services until `stop` is cancelled, then drains and returns
 /// the totals report.
 pub async fn run(cfg: ServeConfig, stop: CancellationToken) -> Result<String> {
-    let fd_limit = raise_fd_limit();
+    let fd_limit = crate::net::raise_fd_limit();
     let max_conns = cfg
         .max_conns
         .unwrap_or_else(|| fd_limit.saturating_sub(RESERVED_FDS).max(16) as usize);
@@ -357,14 +357,6 @@ fn announce(cfg: &ServeConfig, what: &str, svc: Service, transport: &str) {
     if !cfg.quiet {
         eprintln!("listening on {what} ({svc}/{transport})");
     }
-}
-
-/// Raises the soft descriptor limit to the hard one; returns the limit now
-/// in force.
-fn raise_fd_limit() -> u64 {
-    rlimit::increase_nofile_limit(u64::MAX)
-        .or_else(|_| rlimit::getrlimit(rlimit::Resource::NOFILE).map(|(soft, _)| soft))
-        .unwrap_or(1024)
 }
 
 /// Answers datagrams until `stop`: the service's reply to each, except to
