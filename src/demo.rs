@@ -64,7 +64,7 @@ type System = std::pin::Pin<Box<dyn Future<Output = Result<Exchange>>>>;
 /// Runs every system and prints both sides; an error if any went wrong.
 pub async fn run() -> Result<()> {
     say!("netsmith demo: the socket tutorials' systems, live on 127.0.0.1\n");
-    let systems: [(&str, System); 6] = [
+    let systems: [(&str, System); 7] = [
         (
             "Greeting server and client (seed 001)",
             Box::pin(greeting()),
@@ -85,6 +85,10 @@ pub async fn run() -> Result<()> {
         (
             "UDP receive with a timeout (seed 004)",
             Box::pin(udp_timeout()),
+        ),
+        (
+            "Port scanner, this host's loopback only (seed 004)",
+            Box::pin(port_scan()),
         ),
     ];
     let total = systems.len();
@@ -421,6 +425,67 @@ async fn udp_timeout() -> Result<Exchange> {
         }
         other => ex.server(format!("expected a timeout, got {other:?}")),
     }
+    Ok(ex)
+}
+
+/// Seed 004's port scanner (a `connect_ex` loop over ports), as `netsmith
+/// scan`: every port of 127.0.0.1, with three listeners of the demo's own
+/// to find and one port just closed, which must be found closed. Loopback
+/// only, as the tutorial's warning asks.
+async fn port_scan() -> Result<Exchange> {
+    let mut ex = Exchange::new();
+    let mut listeners = Vec::new();
+    let mut ours = Vec::new();
+    for _ in 0..3 {
+        let (listener, addr) = tcp_listener()?;
+        ours.push(addr.port());
+        listeners.push(listener);
+    }
+    let closed = tcp_listener()?.1.port();
+    ours.sort_unstable();
+    ex.server(format!(
+        "listening on 127.0.0.1 ports {ours:?}; port {closed} opened and closed again"
+    ));
+    let started = std::time::Instant::now();
+    let outcomes = crate::scan::scan(&[LOOPBACK.ip()], (1..=65535).collect()).await?;
+    let elapsed = started.elapsed();
+    drop(listeners);
+    let mut open: Vec<u16> = outcomes
+        .iter()
+        .filter(|o| o.state == crate::scan::State::Open)
+        .map(|o| o.port)
+        .collect();
+    open.sort_unstable();
+    let others: Vec<u16> = open.iter().copied().filter(|p| !ours.contains(p)).collect();
+    let closed_found = outcomes
+        .iter()
+        .any(|o| o.port == closed && o.state == crate::scan::State::Closed);
+    ex.client(format!(
+        "netsmith scan 127.0.0.1 -p-: {} ports in {} ms",
+        outcomes.len(),
+        elapsed.as_millis()
+    ));
+    ex.client(format!(
+        "open: {:?} (the demo's), {} other{} on this host{}",
+        open.iter().filter(|p| ours.contains(p)).collect::<Vec<_>>(),
+        others.len(),
+        if others.len() == 1 { "" } else { "s" },
+        if others.is_empty() {
+            String::new()
+        } else {
+            format!(" {others:?}")
+        }
+    ));
+    ex.client(format!(
+        "port {closed}: {}",
+        if closed_found {
+            "closed"
+        } else {
+            "not found closed"
+        }
+    ));
+    ex.client("never scan a network without its owner's written permission: beyond loopback, netsmith scan needs --authorized");
+    ex.ok = outcomes.len() == 65535 && ours.iter().all(|p| open.contains(p)) && closed_found;
     Ok(ex)
 }
 

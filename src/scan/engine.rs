@@ -123,7 +123,28 @@ pub struct Plan {
     pub workers: usize,
 }
 
+/// Retries for a probe that timed out, unless `--retries` says otherwise.
+pub const DEFAULT_RETRIES: u8 = 2;
+
 impl Plan {
+    /// A TCP scan of `targets` on `ports` with the default settings, one
+    /// probe at a time until the caller sizes the window and workers.
+    pub fn new(targets: Targets, ports: Vec<u16>) -> Self {
+        Plan {
+            targets,
+            ports,
+            udp: false,
+            shard: (0, 1),
+            fixed_timeout: None,
+            retries: DEFAULT_RETRIES,
+            rate: None,
+            adaptive: false,
+            banner: None,
+            window: 1,
+            workers: 1,
+        }
+    }
+
     /// (host, port) items before sharding.
     pub fn items(&self) -> u128 {
         self.targets.len() * self.ports.len() as u128

@@ -78,7 +78,7 @@ pub struct ScanArgs {
     #[arg(long, value_name = "DUR", value_parser = timeout)]
     pub timeout: Option<Duration>,
     /// Retries for probes that timed out (never for answered ones).
-    #[arg(long, value_name = "N", default_value_t = 2)]
+    #[arg(long, value_name = "N", default_value_t = engine::DEFAULT_RETRIES)]
     pub retries: u8,
     /// At most N attempts per second.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
@@ -292,8 +292,7 @@ fn show_span(span: targets::Span) -> String {
     }
 }
 
-/// Sizes the scan: the window from the descriptor budget, one worker per
-/// core that has enough work to share.
+/// The scan the flags ask for.
 fn plan(args: &ScanArgs, targets: Targets, ports: Vec<u16>) -> Result<Arc<engine::Plan>> {
     let items = targets.len().saturating_mul(ports.len() as u128);
     if items > u128::from(u64::MAX / 2) {
@@ -301,28 +300,46 @@ fn plan(args: &ScanArgs, targets: Targets, ports: Vec<u16>) -> Result<Arc<engine
             "scan too large: {items} (host, port) pairs; narrow the targets or ports"
         )));
     }
-    let limit = crate::net::raise_fd_limit();
-    let open = std::fs::read_dir("/proc/self/fd").map_or(16, |d| d.count() as u64);
-    let budget = limit.saturating_sub(open + RESERVED_FDS).max(1);
-    let window = (budget as usize).min(MAX_WINDOW);
-    let shard = args.shard.unwrap_or((0, 1));
-    let mut plan = engine::Plan {
-        targets,
-        ports,
+    Ok(Arc::new(sized(engine::Plan {
         udp: args.udp,
-        shard,
+        shard: args.shard.unwrap_or((0, 1)),
         fixed_timeout: args.timeout,
         retries: args.retries,
         rate: args.rate.map(f64::from),
         adaptive: args.adaptive,
         banner: args.banner.then_some(args.banner_wait),
-        window,
-        workers: 1,
-    };
+        ..engine::Plan::new(targets, ports)
+    })))
+}
+
+/// Scans `ips` on `ports` over TCP with the default settings, and returns
+/// every port's outcome: the scan as a library call (the demo's scanner).
+/// The loopback rule is the caller's to keep.
+pub async fn scan(ips: &[IpAddr], ports: Vec<u16>) -> Result<Vec<Outcome>> {
+    let targets = Targets::new(
+        ips.iter().map(|&ip| targets::Span::from(ip)),
+        HashMap::new(),
+    );
+    let plan = Arc::new(sized(engine::Plan::new(targets, ports)));
+    let mut scan = engine::start(&plan).map_err(|e| Error::io("start the scan workers", &e))?;
+    let mut all = Vec::new();
+    while let Some(batch) = scan.outcomes.recv().await {
+        all.extend(batch);
+    }
+    Ok(all)
+}
+
+/// Sizes a scan: the window from the descriptor budget, one worker per
+/// core that has enough work to share.
+fn sized(mut plan: engine::Plan) -> engine::Plan {
+    let limit = crate::net::raise_fd_limit();
+    let open = std::fs::read_dir("/proc/self/fd").map_or(16, |d| d.count() as u64);
+    let budget = limit.saturating_sub(open + RESERVED_FDS).max(1);
+    plan.window = (budget as usize).min(MAX_WINDOW);
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     plan.workers = cores
         .min(plan.jobs().div_ceil(4096) as usize)
-        .min(window)
+        .min(plan.window)
         .max(1);
     tracing::debug!(
         "scan: {} probes, window {} (descriptor limit {limit}), {} workers",
@@ -330,5 +347,5 @@ fn plan(args: &ScanArgs, targets: Targets, ports: Vec<u16>) -> Result<Arc<engine
         plan.window,
         plan.workers
     );
-    Ok(Arc::new(plan))
+    plan
 }
