@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use serde::Serialize;
 
 use super::engine::{Outcome, Plan, State};
@@ -66,9 +66,15 @@ impl Report {
                 ProgressDrawTarget::stderr_with_hz(10),
             );
             if let Ok(style) = ProgressStyle::with_template(
-                "scanning [{bar:30}] {human_pos}/{human_len} ports, {per_sec}, ETA {eta} {msg}",
+                "scanning [{bar:30}] {human_pos}/{human_len} ports, {rate} ports/s, ETA {eta} {msg}",
             ) {
-                bar.set_style(style.progress_chars("=> "));
+                bar.set_style(
+                    style
+                        .with_key("rate", |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                            let _ = write!(w, "{:.0}", state.per_sec());
+                        })
+                        .progress_chars("=> "),
+                );
             }
             bar
         });
