@@ -195,7 +195,7 @@ async fn serve_one(
         .await
         .map_err(|e| Error::io("accept", &e))?;
     let line = log(&peer);
-    service(svc).serve(stream, &peer.to_string(), "tcp").await;
+    service(svc).serve(stream, &peer, "tcp").await;
     Ok(line)
 }
 

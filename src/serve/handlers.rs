@@ -87,19 +87,28 @@ impl Ctx {
 
     /// Serves one connection to its end; errors are counted and logged, not
     /// returned. `transport` names the socket kind in logs.
-    pub async fn serve(&self, stream: Stream, peer: &str, transport: &str) {
-        let activity = Arc::new(Activity::default());
-        let work = async {
-            match self.service {
-                Service::Echo => self.echo(stream, &activity).await,
-                Service::Discard => self.discard(stream, &activity).await,
-                Service::Chargen => self.chargen(stream, &activity).await,
-                _ => self.one_shot(stream).await,
+    pub async fn serve(&self, stream: Stream, peer: &impl std::fmt::Display, transport: &str) {
+        let result = match self.service {
+            Service::Echo | Service::Discard | Service::Chargen => {
+                let activity = Arc::new(Activity::default());
+                let work = async {
+                    match self.service {
+                        Service::Echo => self.echo(stream, &activity).await,
+                        Service::Discard => self.discard(stream, &activity).await,
+                        _ => self.chargen(stream, &activity).await,
+                    }
+                };
+                tokio::select! {
+                    r = work => r,
+                    () = activity.idle_for(self.idle) => Err(idle_timeout()),
+                }
             }
-        };
-        let result = tokio::select! {
-            r = work => r,
-            () = activity.idle_for(self.idle) => Err(io::Error::new(io::ErrorKind::TimedOut, "idle timeout")),
+            // A one-shot answer is one write: a plain timeout bounds it,
+            // with no activity clock (the common case, a connection rate,
+            // pays for nothing it does not use).
+            _ => tokio::time::timeout(self.idle, self.one_shot(stream))
+                .await
+                .unwrap_or_else(|_| Err(idle_timeout())),
         };
         if let Err(e) = result {
             Stats::add(&self.stats.errors, 1);
@@ -182,15 +191,16 @@ impl Ctx {
     }
 
     /// qotd, daytime, time, banner: the answer, then close.
-    async fn one_shot(&self, stream: Stream) -> io::Result<()> {
-        let (mut rd, mut wr) = tokio::io::split(stream);
+    async fn one_shot(&self, mut stream: Stream) -> io::Result<()> {
         let answer = self.answer(b"").unwrap_or_default();
-        wr.write_all(&answer).await?;
-        wr.shutdown().await?;
+        stream.write_all(&answer).await?;
+        stream.shutdown().await?;
         Stats::add(&self.stats.bytes_out, answer.len() as u64);
         // Read until the client closes (briefly): closing with its bytes
         // unread would send a reset that can destroy the answer in flight.
-        let _ = tokio::time::timeout(LINGER, self.drain(&mut rd)).await;
+        // A small buffer in the future: a one-shot connection is short-lived.
+        let mut buf = [0u8; 512];
+        let _ = tokio::time::timeout(LINGER, self.drain_with(&mut stream, &mut buf)).await;
         Ok(())
     }
 }
@@ -200,8 +210,12 @@ impl Ctx {
     /// The buffer is on the heap: on the stack it would be part of every
     /// connection's future, idle or not (4 KiB each, measured).
     async fn drain(&self, rd: &mut (impl tokio::io::AsyncRead + Unpin)) {
-        let mut buf = vec![0u8; 4096];
-        while let Ok(n) = rd.read(&mut buf).await {
+        self.drain_with(rd, &mut vec![0u8; 4096]).await;
+    }
+
+    /// [`Ctx::drain`] through the caller's buffer.
+    async fn drain_with(&self, rd: &mut (impl tokio::io::AsyncRead + Unpin), buf: &mut [u8]) {
+        while let Ok(n) = rd.read(buf).await {
             if n == 0 {
                 break;
             }
@@ -223,4 +237,8 @@ fn into_io(e: CopyError) -> io::Error {
     match e {
         CopyError::Read(e) | CopyError::Write(e) => e,
     }
+}
+
+fn idle_timeout() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "idle timeout")
 }

@@ -347,7 +347,7 @@ async fn accept(
             }
             Stats::add(&ctx.stats.connections, 1);
             tracing::info!("connection from {peer} ({}/{transport})", ctx.service);
-            ctx.serve(stream, &peer.to_string(), transport).await;
+            ctx.serve(stream, &peer, transport).await;
         }
     })
     .await;
