@@ -310,7 +310,9 @@ fn classify(err: &io::Error) -> Refusal {
             Refusal::Final(Filtered, "admin-prohibited".into())
         }
         libc_errno::EMFILE | libc_errno::ENFILE => Refusal::Pressure("out of file descriptors"),
-        libc_errno::EADDRNOTAVAIL => Refusal::Pressure("no free local port"),
+        libc_errno::EADDRNOTAVAIL | libc_errno::EADDRINUSE => {
+            Refusal::Pressure("no free local port")
+        }
         libc_errno::ENOBUFS | libc_errno::ENOMEM => Refusal::Pressure("out of socket buffers"),
         _ => Refusal::Final(Undecided, crate::error::describe_io(err).into()),
     }
@@ -327,6 +329,7 @@ mod libc_errno {
     pub const EACCES: i32 = 13;
     pub const ENFILE: i32 = 23;
     pub const EMFILE: i32 = 24;
+    pub const EADDRINUSE: i32 = 98;
     pub const EADDRNOTAVAIL: i32 = 99;
     pub const ENETUNREACH: i32 = 101;
     pub const ECONNRESET: i32 = 104;
@@ -573,10 +576,28 @@ impl Worker {
                 }
             }
         }
-        let Some(Sock::Tcp(socket)) = &self.slots[key].sock else {
-            // UDP: the datagram went out when the socket was made.
-            self.activate(key, probe, now);
-            return Ok(());
+        let socket = match &self.slots[key].sock {
+            Some(Sock::Tcp(socket)) => socket,
+            Some(Sock::Udp(socket)) => {
+                // A socket bound to the very port it probes would hear its
+                // own datagram: try another source port, as for TCP.
+                if socket.local_addr().ok() == Some(probe.addr) {
+                    self.slots[key].sock = None;
+                    self.empty.push(key);
+                    return match self_connect(probe, &mut self.again) {
+                        Some((state, reason)) => Err(Refusal::Final(state, reason.into())),
+                        None => Ok(()),
+                    };
+                }
+                if let Err(err) = socket.send(super::probes::udp_payload(probe.addr.port())) {
+                    self.slots[key].sock = None;
+                    self.empty.push(key);
+                    return Err(classify(&err));
+                }
+                self.activate(key, probe, now);
+                return Ok(());
+            }
+            None => unreachable!("a socket was just put in the slot"),
         };
         match socket.connect(&probe.addr.into()) {
             Err(err) if err.raw_os_error() == Some(libc_errno::EINPROGRESS) => {
@@ -742,17 +763,9 @@ impl Worker {
         };
         match result {
             Ok(local) if local == Some(probe.addr) => {
-                // Connected to itself: nothing listens there. Try again from
-                // another source port for a true answer; twice in a row is
-                // answer enough.
                 self.release(key, false);
-                if probe.self_connects == 0 {
-                    self.again.push_front(Probe {
-                        self_connects: 1,
-                        ..probe
-                    });
-                } else {
-                    self.finish(probe, State::Closed, "self-connect".into(), Some(rtt), None);
+                if let Some((state, reason)) = self_connect(probe, &mut self.again) {
+                    self.finish(probe, state, reason.into(), Some(rtt), None);
                 }
             }
             Ok(_) => {
@@ -934,6 +947,22 @@ impl Worker {
     }
 }
 
+/// A probe whose socket got the probed address as its own (TCP connects
+/// to itself, UDP hears itself): nothing listens there. It goes again from
+/// another source port for a true answer; twice in a row is answer enough.
+/// Returns the final state when there is one to report now.
+fn self_connect(probe: Probe, again: &mut VecDeque<Probe>) -> Option<(State, &'static str)> {
+    if probe.self_connects == 0 {
+        again.push_front(Probe {
+            self_connects: 1,
+            ..probe
+        });
+        None
+    } else {
+        Some((State::Closed, "self-connect"))
+    }
+}
+
 /// Reads what an open port says; true once the banner is complete (a
 /// line, the buffer full, or the end of the stream).
 fn read_banner(mut stream: &Socket, banner: &mut Vec<u8>, buf: &mut [u8]) -> bool {
@@ -956,12 +985,20 @@ fn read_banner(mut stream: &Socket, banner: &mut Vec<u8>, buf: &mut [u8]) -> boo
 
 /// A connected UDP socket that has sent the probe for its port.
 fn udp_probe(addr: SocketAddr) -> io::Result<UdpSocket> {
+    use nix::sys::socket::{setsockopt, sockopt};
     let any = match addr {
         SocketAddr::V4(_) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
         SocketAddr::V6(_) => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
     };
     let socket = UdpSocket::bind(any)?;
+    // Without IP_RECVERR, Linux tells a UDP socket of ICMP port
+    // unreachable only; with it, of host and network unreachable too.
+    let recverr = if addr.is_ipv6() {
+        setsockopt(&socket, sockopt::Ipv6RecvErr, &true)
+    } else {
+        setsockopt(&socket, sockopt::Ipv4RecvErr, &true)
+    };
+    recverr.map_err(io::Error::from)?;
     socket.connect(addr)?;
-    socket.send(super::probes::udp_payload(addr.port()))?;
     Ok(socket)
 }

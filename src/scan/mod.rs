@@ -329,6 +329,20 @@ pub async fn scan(ips: &[IpAddr], ports: Vec<u16>) -> Result<Vec<Outcome>> {
     Ok(all)
 }
 
+/// The size of the ephemeral port range.
+fn local_ports() -> usize {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| {
+            let mut ends = text.split_whitespace().map(str::parse::<usize>);
+            match (ends.next(), ends.next()) {
+                (Some(Ok(lo)), Some(Ok(hi))) if hi >= lo => Some(hi - lo + 1),
+                _ => None,
+            }
+        })
+        .unwrap_or(28_232)
+}
+
 /// Sizes a scan: the window from the descriptor budget, one worker per
 /// core that has enough work to share.
 fn sized(mut plan: engine::Plan) -> engine::Plan {
@@ -336,6 +350,11 @@ fn sized(mut plan: engine::Plan) -> engine::Plan {
     let open = std::fs::read_dir("/proc/self/fd").map_or(16, |d| d.count() as u64);
     let budget = limit.saturating_sub(open + RESERVED_FDS).max(1);
     plan.window = (budget as usize).min(MAX_WINDOW);
+    if plan.udp {
+        // Each UDP probe holds a local port of its own (a TCP connect
+        // shares one across destinations): keep some of the range free.
+        plan.window = plan.window.min(local_ports() * 3 / 4).max(1);
+    }
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     plan.workers = cores
         .min(plan.jobs().div_ceil(4096) as usize)

@@ -30,6 +30,9 @@ pub struct Options {
     pub progress: bool,
 }
 
+/// The most hosts for which every host gets its own counts and lines.
+const DETAIL_HOSTS: u128 = 4096;
+
 const STATES: [State; 6] = [
     State::Open,
     State::Closed,
@@ -50,6 +53,10 @@ pub struct Report {
     plan: Arc<Plan>,
     options: Options,
     hosts: BTreeMap<IpAddr, HostReport>,
+    /// Per-host counts of every state, for "not shown: 65530 closed": kept
+    /// for scans of up to `DETAIL_HOSTS` hosts. Beyond that only hosts with
+    /// something to show are kept, so a /8 costs no memory per silent host.
+    detail: bool,
     counts: [u64; STATES.len()],
     bar: Option<ProgressBar>,
 }
@@ -79,6 +86,7 @@ impl Report {
             bar
         });
         Report {
+            detail: plan.targets.len() <= DETAIL_HOSTS,
             plan,
             options,
             hosts: BTreeMap::new(),
@@ -102,9 +110,14 @@ impl Report {
         for outcome in batch {
             let i = index(outcome.state);
             self.counts[i] += 1;
-            let host = self.hosts.entry(outcome.ip).or_default();
-            host.counts[i] += 1;
             let shown = self.options.all || outcome.state == State::Open;
+            if !shown && !self.detail {
+                continue;
+            }
+            let host = self.hosts.entry(outcome.ip).or_default();
+            if self.detail {
+                host.counts[i] += 1;
+            }
             if shown {
                 if self.options.format == Format::Json {
                     json.push_str(&port_json(&self.plan, &outcome, proto));

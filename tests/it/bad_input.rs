@@ -135,6 +135,103 @@ const CASES: &[(&[&str], i32, &[&str])] = &[
         &["\"0\"", "more than 0"],
     ),
     (&["serve", "ftp"], 2, &["\"ftp\"", "echo"]),
+    // scan. -n: were the address ever taken for a name, no lookup leaves.
+    (
+        &["scan", "-n", "300.1.2.3"],
+        2,
+        &["invalid target", "\"300.1.2.3\""],
+    ),
+    (
+        &["scan", "127.0.0.9-3"],
+        2,
+        &["\"127.0.0.9-3\"", "ends before it starts"],
+    ),
+    (
+        &["scan", "127.0.0.0/33"],
+        2,
+        &["\"127.0.0.0/33\"", "longer than 32 bits"],
+    ),
+    (&["scan", "::1/129"], 2, &["\"::1/129\"", "128 bits"]),
+    (
+        &["scan", "127.0.0.1-::1"],
+        2,
+        &["\"127.0.0.1-::1\"", "both ends"],
+    ),
+    (
+        &["scan", "127.0.0.1", "-p", "100-22"],
+        2,
+        &["\"100-22\"", "ends before it starts"],
+    ),
+    (
+        &["scan", "127.0.0.1", "-p", "22,,80"],
+        2,
+        &["\"22,,80\"", "empty item"],
+    ),
+    (&["scan", "127.0.0.1", "-p", "0"], 2, &["\"0\"", "1-65535"]),
+    (
+        &["scan", "127.0.0.1", "-p", "65536"],
+        2,
+        &["\"65536\"", "1-65535"],
+    ),
+    (
+        &["scan", "127.0.0.1", "-p", "nosuchservice"],
+        2,
+        &["\"nosuchservice\"", "/etc/services"],
+    ),
+    (
+        &["scan", "127.0.0.1", "--shard", "0/3"],
+        2,
+        &["\"0/3\"", "1 <= K <= N"],
+    ),
+    (
+        &["scan", "127.0.0.1", "--shard", "4/3"],
+        2,
+        &["\"4/3\"", "1 <= K <= N"],
+    ),
+    (&["scan", "127.0.0.1", "--shard", "1/0"], 2, &["\"1/0\""]),
+    (
+        &["scan", "127.0.0.1", "--top-ports", "0"],
+        2,
+        &["--top-ports 0", "-p-"],
+    ),
+    (&["scan", "127.0.0.1", "--rate", "0"], 2, &["'0'", "--rate"]),
+    (
+        &["scan", "127.0.0.1", "--timeout", "0"],
+        2,
+        &["\"0\"", "more than 0"],
+    ),
+    (
+        &["scan", "127.0.0.1", "--retries", "256"],
+        2,
+        &["'256'", "--retries"],
+    ),
+    (&["scan", "-n", "localhost"], 2, &["\"localhost\"", "-n"]),
+    (&["scan", "-6", "127.0.0.1"], 2, &["127.0.0.1", "-6"]),
+    (&["scan", "-4", "::1"], 2, &["::1", "-4"]),
+    (&["scan"], 2, &["no targets", "-iL"]),
+    (
+        &["scan", "-iL", "/nonexistent-netsmith-dir/targets"],
+        2,
+        &["/nonexistent-netsmith-dir/targets", "no such file"],
+    ),
+    (
+        &["scan", "127.0.0.1", "-p", "22", "--top-ports", "5"],
+        2,
+        &["--top-ports", "--ports"],
+    ),
+    // Outside loopback without --authorized. 0.0.0.0 and :: are the only
+    // such addresses safe here: were the check ever lost, Linux would
+    // deliver their probes to this host, never to a network.
+    (
+        &["scan", "0.0.0.0", "-p", "1"],
+        2,
+        &["refusing to scan 0.0.0.0", "--authorized"],
+    ),
+    (
+        &["scan", "::", "-p", "1"],
+        2,
+        &["refusing to scan ::", "--authorized"],
+    ),
 ];
 
 #[test]

@@ -9,5 +9,6 @@ mod connect;
 mod demo;
 mod interop;
 mod listen;
+mod scan;
 mod seeds;
 mod serve;
