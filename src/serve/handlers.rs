@@ -194,12 +194,20 @@ impl Ctx {
     async fn one_shot(&self, mut stream: Stream) -> io::Result<()> {
         let answer = self.answer(b"").unwrap_or_default();
         stream.write_all(&answer).await?;
-        stream.shutdown().await?;
         Stats::add(&self.stats.bytes_out, answer.len() as u64);
-        // Read until the client closes (briefly): closing with its bytes
+        // A client that has sent nothing (the usual one) is closed at once,
+        // as inetd does: with nothing unread, close sends a plain FIN. A
+        // client that sent a request has it read, and the connection
+        // lingers (briefly) for the client's close: closing with its bytes
         // unread would send a reset that can destroy the answer in flight.
-        // A small buffer in the future: a one-shot connection is short-lived.
         let mut buf = [0u8; 512];
+        match stream.try_read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Ok(n) => Stats::add(&self.stats.bytes_in, n as u64),
+            Err(e) => return Err(e),
+        }
+        stream.shutdown().await?;
         let _ = tokio::time::timeout(LINGER, self.drain_with(&mut stream, &mut buf)).await;
         Ok(())
     }

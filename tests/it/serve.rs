@@ -759,6 +759,29 @@ fn qotd_sends_a_quote_under_512_bytes_over_tcp_and_udp() {
     server.stop();
 }
 
+/// A one-shot service closes at once for a client that sent nothing, and
+/// lingers for one that sent a request: either way the whole answer and a
+/// clean end of stream arrive, never a reset.
+#[test]
+fn one_shot_answers_end_cleanly_whether_or_not_the_client_spoke() {
+    let server = Server::start(&["banner=0", "--text", "hello there"], 1);
+    let addr = server.tcp("banner");
+    for request in [&b""[..], b"GET / HTTP/1.0\r\n\r\n", b"x"] {
+        for _ in 0..20 {
+            let mut s = connect(addr);
+            if !request.is_empty() {
+                s.write_all(request).unwrap();
+            }
+            let mut got = Vec::new();
+            s.read_to_end(&mut got).unwrap_or_else(|e| {
+                panic!("request {request:?}: read after {} bytes: {e}", got.len())
+            });
+            assert_eq!(got, b"hello there", "request {request:?}: {}", show(&got));
+        }
+    }
+    server.stop();
+}
+
 #[test]
 fn qotd_rotates_through_a_quotes_file() {
     let dir = tempfile::tempdir().unwrap();
