@@ -240,14 +240,14 @@ async fn streams(cfg: &ListenConfig, listener: Listener, stdout: &Stdout) -> Res
             let input = fanout.subscribe();
             let out = stdout.clone();
             let opts = opts.clone();
-            async move {
+            Some(async move {
                 tracing::info!("connection from {peer}");
                 let peer = peer.to_string();
                 match session::run(stream, &peer, input, out, &opts).await {
                     Ok(()) => tracing::info!("{peer} disconnected"),
                     Err(e) => tracing::warn!("{e}"),
                 }
-            }
+            })
         })
         .await;
         return Ok(());

@@ -24,9 +24,11 @@ const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
 /// The longest pause between accept attempts while the failure lasts.
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
-/// Accepts clients until `stop` is cancelled, running `handle` for each on
-/// a task of `tracker` (so that a graceful stop can wait for them). `limit`
-/// is shared by every listener of a server: one permit per open connection.
+/// Accepts clients until `stop` is cancelled. `handle` serves each: at once
+/// (returning `None`, for a client that needs no waiting), or by returning
+/// a future that runs on a task of `tracker` (so that a graceful stop can
+/// wait for it). `limit` is shared by every listener of a server: one
+/// permit per open connection.
 pub async fn accept_loop<F, Fut>(
     listener: &Listener,
     limit: Arc<Semaphore>,
@@ -34,7 +36,7 @@ pub async fn accept_loop<F, Fut>(
     stop: &CancellationToken,
     mut handle: F,
 ) where
-    F: FnMut(Stream, Peer) -> Fut,
+    F: FnMut(Stream, Peer) -> Option<Fut>,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let mut backoff = ACCEPT_BACKOFF_MIN;
@@ -60,11 +62,12 @@ pub async fn accept_loop<F, Fut>(
                     },
                     () = stop.cancelled() => return,
                 };
-                let task = handle(stream, peer);
-                tracker.spawn(async move {
-                    task.await;
-                    drop(permit);
-                });
+                if let Some(task) = handle(stream, peer) {
+                    tracker.spawn(async move {
+                        task.await;
+                        drop(permit);
+                    });
+                }
             }
             Err(e) if is_transient(&e) => {
                 tracing::debug!("accept: {}", describe_io(&e));

@@ -61,6 +61,14 @@ impl Stream {
         }
     }
 
+    /// Writes what the socket takes now, without waiting.
+    pub fn try_write(&self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.try_write(buf),
+            Stream::Unix(s) => s.try_write(buf),
+        }
+    }
+
     /// The address of the other end, for logs.
     pub fn peer(&self) -> Peer {
         match self {

@@ -88,28 +88,77 @@ impl Ctx {
     /// Serves one connection to its end; errors are counted and logged, not
     /// returned. `transport` names the socket kind in logs.
     pub async fn serve(&self, stream: Stream, peer: &impl std::fmt::Display, transport: &str) {
-        let result = match self.service {
-            Service::Echo | Service::Discard | Service::Chargen => {
-                let activity = Arc::new(Activity::default());
-                let work = async {
-                    match self.service {
-                        Service::Echo => self.echo(stream, &activity).await,
-                        Service::Discard => self.discard(stream, &activity).await,
-                        _ => self.chargen(stream, &activity).await,
-                    }
-                };
-                tokio::select! {
-                    r = work => r,
-                    () = activity.idle_for(self.idle) => Err(idle_timeout()),
-                }
+        if self.service.is_one_shot() {
+            let answer = self.answer(b"").unwrap_or_default().into_owned();
+            return self.serve_rest(stream, answer, peer, transport).await;
+        }
+        let activity = Arc::new(Activity::default());
+        let work = async {
+            match self.service {
+                Service::Echo => self.echo(stream, &activity).await,
+                Service::Discard => self.discard(stream, &activity).await,
+                _ => self.chargen(stream, &activity).await,
             }
-            // A one-shot answer is one write: a plain timeout bounds it,
-            // with no activity clock (the common case, a connection rate,
-            // pays for nothing it does not use).
-            _ => tokio::time::timeout(self.idle, self.one_shot(stream))
-                .await
-                .unwrap_or_else(|_| Err(idle_timeout())),
         };
+        let result = tokio::select! {
+            r = work => r,
+            () = activity.idle_for(self.idle) => Err(idle_timeout()),
+        };
+        self.failed(result, peer, transport);
+    }
+
+    /// A one-shot service's whole exchange, if it can be had without
+    /// waiting: the answer fits in the socket's buffer and the client has
+    /// sent nothing, so the connection closes at once, as inetd closes it.
+    /// Most qotd or daytime clients go this way, with no task, no timer and
+    /// no wake-up. Otherwise returns the stream and the answer's unsent
+    /// rest, for [`Ctx::serve_rest`].
+    pub fn serve_now(
+        &self,
+        stream: Stream,
+        peer: &impl std::fmt::Display,
+        transport: &str,
+    ) -> Option<(Stream, Vec<u8>)> {
+        let answer = self.answer(b"").unwrap_or_default();
+        let sent = match stream.try_write(&answer) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(e) => {
+                self.failed(Err(e), peer, transport);
+                return None;
+            }
+        };
+        Stats::add(&self.stats.bytes_out, sent as u64);
+        if sent < answer.len() {
+            return Some((stream, answer[sent..].to_vec()));
+        }
+        match self.heard(&stream) {
+            Ok(false) => None,
+            Ok(true) => Some((stream, Vec::new())),
+            Err(e) => {
+                self.failed(Err(e), peer, transport);
+                None
+            }
+        }
+    }
+
+    /// Sends `rest` of a one-shot answer and ends the connection; a plain
+    /// timeout bounds it (no activity clock: it is one write).
+    pub async fn serve_rest(
+        &self,
+        stream: Stream,
+        rest: Vec<u8>,
+        peer: &impl std::fmt::Display,
+        transport: &str,
+    ) {
+        let result = tokio::time::timeout(self.idle, self.one_shot(stream, &rest))
+            .await
+            .unwrap_or_else(|_| Err(idle_timeout()));
+        self.failed(result, peer, transport);
+    }
+
+    /// Counts and logs a connection's failure.
+    fn failed(&self, result: io::Result<()>, peer: &impl std::fmt::Display, transport: &str) {
         if let Err(e) = result {
             Stats::add(&self.stats.errors, 1);
             tracing::info!(
@@ -191,25 +240,35 @@ impl Ctx {
     }
 
     /// qotd, daytime, time, banner: the answer, then close.
-    async fn one_shot(&self, mut stream: Stream) -> io::Result<()> {
-        let answer = self.answer(b"").unwrap_or_default();
-        stream.write_all(&answer).await?;
-        Stats::add(&self.stats.bytes_out, answer.len() as u64);
-        // A client that has sent nothing (the usual one) is closed at once,
-        // as inetd does: with nothing unread, close sends a plain FIN. A
-        // client that sent a request has it read, and the connection
-        // lingers (briefly) for the client's close: closing with its bytes
-        // unread would send a reset that can destroy the answer in flight.
-        let mut buf = [0u8; 512];
-        match stream.try_read(&mut buf) {
-            Ok(0) => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-            Ok(n) => Stats::add(&self.stats.bytes_in, n as u64),
-            Err(e) => return Err(e),
+    async fn one_shot(&self, mut stream: Stream, rest: &[u8]) -> io::Result<()> {
+        stream.write_all(rest).await?;
+        Stats::add(&self.stats.bytes_out, rest.len() as u64);
+        if !self.heard(&stream)? {
+            return Ok(());
         }
+        // The client sent a request: linger (briefly) for its close, as
+        // closing with its bytes unread would send a reset that can destroy
+        // the answer in flight.
         stream.shutdown().await?;
+        let mut buf = [0u8; 512];
         let _ = tokio::time::timeout(LINGER, self.drain_with(&mut stream, &mut buf)).await;
         Ok(())
+    }
+
+    /// Whether a one-shot client has sent anything (or closed): a client
+    /// that has sent nothing is closed at once, as inetd does, since with
+    /// nothing unread close sends a plain FIN.
+    fn heard(&self, stream: &Stream) -> io::Result<bool> {
+        let mut buf = [0u8; 512];
+        match stream.try_read(&mut buf) {
+            Ok(0) => Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Ok(n) => {
+                Stats::add(&self.stats.bytes_in, n as u64);
+                Ok(true)
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 

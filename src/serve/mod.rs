@@ -334,21 +334,31 @@ async fn accept(
     stop: &CancellationToken,
 ) {
     crate::server::accept_loop(listener, limit, connections, stop, |stream, peer| {
-        let ctx = ctx.clone();
         let admitted = match &peer {
             Peer::Inet(addr) => acl.admits(addr.ip()),
             Peer::Unix(_) => true,
         };
-        async move {
-            if !admitted {
-                Stats::add(&ctx.stats.denied, 1);
-                tracing::info!("refused {peer} ({}/{transport}): not allowed", ctx.service);
-                return;
-            }
-            Stats::add(&ctx.stats.connections, 1);
-            tracing::info!("connection from {peer} ({}/{transport})", ctx.service);
-            ctx.serve(stream, &peer, transport).await;
+        if !admitted {
+            Stats::add(&ctx.stats.denied, 1);
+            tracing::info!("refused {peer} ({}/{transport}): not allowed", ctx.service);
+            return None;
         }
+        Stats::add(&ctx.stats.connections, 1);
+        tracing::info!("connection from {peer} ({}/{transport})", ctx.service);
+        // A one-shot answer is served here when it needs no waiting.
+        let (stream, rest) = if ctx.service.is_one_shot() {
+            let (stream, rest) = ctx.serve_now(stream, &peer, transport)?;
+            (stream, Some(rest))
+        } else {
+            (stream, None)
+        };
+        let ctx = ctx.clone();
+        Some(async move {
+            match rest {
+                Some(rest) => ctx.serve_rest(stream, rest, &peer, transport).await,
+                None => ctx.serve(stream, &peer, transport).await,
+            }
+        })
     })
     .await;
 }

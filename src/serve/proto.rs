@@ -36,6 +36,12 @@ impl Service {
         Service::Banner,
     ];
 
+    /// Whether the service answers once and closes (qotd, daytime, time,
+    /// banner) rather than keeping a stream (echo, discard, chargen).
+    pub fn is_one_shot(self) -> bool {
+        !matches!(self, Service::Echo | Service::Discard | Service::Chargen)
+    }
+
     /// The name users type.
     pub fn name(self) -> &'static str {
         match self {

@@ -1374,11 +1374,18 @@ fn stall_chargen_until_closed(
 #[test]
 fn idle_timeout_closes_a_chargen_client_that_never_reads_and_others_go_on() {
     let server = Server::start(&["chargen=0", "echo=0", "--tcp", "-i", "300ms"], 2);
-    let mut echo = connect(server.tcp("echo"));
-    echo.set_nodelay(true).unwrap();
     // Echo round trips go on, fast, while the chargen client is stalled.
+    // The echo client connects at its first round trip, so that a slow
+    // start of the stall cannot idle it out first.
+    let echo_addr = server.tcp("echo");
+    let mut echo: Option<TcpStream> = None;
     let mut round_trips = 0;
     let (took, _) = stall_chargen_until_closed(server.tcp("chargen"), || {
+        let echo = echo.get_or_insert_with(|| {
+            let s = connect(echo_addr);
+            s.set_nodelay(true).unwrap();
+            s
+        });
         let r0 = Instant::now();
         echo.write_all(b"ping").unwrap();
         let mut b = [0u8; 4];
