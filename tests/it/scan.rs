@@ -1343,3 +1343,16 @@ fn rate_caps_attempts_per_second() {
         r.summary
     );
 }
+
+/// `--adaptive` starts with a small window and grows it on answers: still
+/// exact, and still fast on a host that answers everything.
+#[test]
+fn adaptive_mode_is_exact() {
+    let ns = Netns::start(false, &[], &[("--tcp", "127.0.0.1"); 3]);
+    let out = ns.scan(&["127.0.0.1", "-p-", "--adaptive", "--json"]);
+    out.ok();
+    let r = report(&out);
+    assert_eq!(r.in_state("open"), ns.socks("tcp"), "{}", out.dump());
+    assert_counts(&r.summary, [3, 65535 - 3, 0, 0, 0, 0]);
+    assert!(r.summary.seconds < 10.0, "{:?}", r.summary);
+}
