@@ -123,19 +123,23 @@ async fn echo(target: Target, run: Arc<Run>, size: usize, pipeline: usize) -> Me
                     if back[..] != out[m * size..(m + 1) * size] {
                         return Err(ErrorKind::Mismatch);
                     }
-                    record(&run, &mut hist, started);
-                    run.done(size as u64, size as u64);
+                    // An exchange that ends after the stop is finished (so
+                    // the connection closes with nothing unread, and the
+                    // server sees a clean close, not a reset) but not counted.
+                    if !run.stop.is_cancelled() {
+                        record(&run, &mut hist, started);
+                        run.done(size as u64, size as u64);
+                    }
                 }
                 Ok(())
             };
-            match run_or_stop(&run, timeout(run.timeout, exchange)).await {
-                None => break 'connection,
-                Some(Ok(Ok(()))) => seq += batch as u64,
-                Some(Ok(Err(kind))) => {
+            match timeout(run.timeout, exchange).await {
+                Ok(Ok(())) => seq += batch as u64,
+                Ok(Err(kind)) => {
                     run.error(kind);
                     continue 'connection;
                 }
-                Some(Err(_)) => {
+                Err(_) => {
                     run.error(ErrorKind::Timeout);
                     continue 'connection;
                 }
