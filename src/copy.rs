@@ -303,6 +303,31 @@ fn lf_to_crlf(data: &[u8], mut last_cr: bool, out: &mut Vec<u8>) -> bool {
     last_cr
 }
 
+/// Bytes as one line of text, as Python's `repr` shows them: printable
+/// ASCII as is; backslash, CR, LF, tab and `quote` escaped with a
+/// backslash; any other byte as `\xNN`.
+pub fn escape_bytes(bytes: &[u8], quote: Option<u8>) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(bytes.len());
+    for &b in bytes {
+        match b {
+            b'\\' => out.push_str("\\\\"),
+            b'\r' => out.push_str("\\r"),
+            b'\n' => out.push_str("\\n"),
+            b'\t' => out.push_str("\\t"),
+            _ if Some(b) == quote => {
+                out.push('\\');
+                out.push(b as char);
+            }
+            0x20..=0x7e => out.push(b as char),
+            _ => {
+                let _ = write!(out, "\\x{b:02x}");
+            }
+        }
+    }
+    out
+}
+
 /// A hexdump of one direction of a connection, as `hexdump -C` lays it
 /// out, each line prefixed with the direction (`>` sent, `<` received) and
 /// the peer when several are open.

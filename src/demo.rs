@@ -5,7 +5,6 @@
 //! -u`) on free ports. Both sides print what the tutorial's Python prints,
 //! and each exchange is checked; the demo exits 0 only if all were right.
 
-use std::fmt::Write as _;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -150,22 +149,7 @@ fn py_addr(peer: &Peer) -> String {
 
 /// Python's repr of a bytes object (`b'...'`).
 fn py_bytes(data: &[u8]) -> String {
-    let mut out = String::from("b'");
-    for &b in data {
-        match b {
-            b'\'' => out.push_str("\\'"),
-            b'\\' => out.push_str("\\\\"),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
-            0x20..=0x7e => out.push(b as char),
-            _ => {
-                let _ = write!(out, "\\x{b:02x}");
-            }
-        }
-    }
-    out.push('\'');
-    out
+    format!("b'{}'", crate::copy::escape_bytes(data, Some(b'\'')))
 }
 
 /// Waits for a server task; a panic in it is a failed exchange.

@@ -38,6 +38,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use mio::net::UdpSocket;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
+use nix::errno::Errno;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::targets::Targets;
@@ -296,48 +297,26 @@ enum Refusal {
     Pressure(&'static str),
 }
 
-fn classify(err: &io::Error) -> Refusal {
-    use State::{Closed, Filtered, Undecided, Unreachable};
-    let raw = err.raw_os_error().unwrap_or(0);
-    match raw {
-        libc_errno::ECONNREFUSED => Refusal::Final(Closed, "conn-refused".into()),
-        libc_errno::ECONNRESET => Refusal::Final(Closed, "reset".into()),
-        libc_errno::ETIMEDOUT => Refusal::Final(Filtered, "no-response".into()),
-        libc_errno::EHOSTUNREACH => Refusal::Final(Unreachable, "host-unreach".into()),
-        libc_errno::ENETUNREACH => Refusal::Final(Unreachable, "net-unreach".into()),
-        libc_errno::EHOSTDOWN => Refusal::Final(Unreachable, "host-down".into()),
-        libc_errno::EACCES | libc_errno::EPERM => {
-            Refusal::Final(Filtered, "admin-prohibited".into())
-        }
-        libc_errno::EMFILE | libc_errno::ENFILE => Refusal::Pressure("out of file descriptors"),
-        libc_errno::EADDRNOTAVAIL | libc_errno::EADDRINUSE => {
-            Refusal::Pressure("no free local port")
-        }
-        libc_errno::ENOBUFS | libc_errno::ENOMEM => Refusal::Pressure("out of socket buffers"),
-        _ => Refusal::Final(Undecided, crate::error::describe_io(err).into()),
-    }
+/// The errno of an I/O error (`UnknownErrno` for an error without one).
+fn errno(err: &io::Error) -> Errno {
+    Errno::from_raw(err.raw_os_error().unwrap_or(0))
 }
 
-/// The errno values the engine distinguishes (Linux numbering; the crate
-/// avoids a libc dependency for a dozen constants).
-mod libc_errno {
-    pub const EPERM: i32 = 1;
-    pub const EALREADY: i32 = 114;
-    pub const EINPROGRESS: i32 = 115;
-    pub const EISCONN: i32 = 106;
-    pub const ENOMEM: i32 = 12;
-    pub const EACCES: i32 = 13;
-    pub const ENFILE: i32 = 23;
-    pub const EMFILE: i32 = 24;
-    pub const EADDRINUSE: i32 = 98;
-    pub const EADDRNOTAVAIL: i32 = 99;
-    pub const ENETUNREACH: i32 = 101;
-    pub const ECONNRESET: i32 = 104;
-    pub const ENOBUFS: i32 = 105;
-    pub const ETIMEDOUT: i32 = 110;
-    pub const ECONNREFUSED: i32 = 111;
-    pub const EHOSTDOWN: i32 = 112;
-    pub const EHOSTUNREACH: i32 = 113;
+fn classify(err: &io::Error) -> Refusal {
+    use State::{Closed, Filtered, Undecided, Unreachable};
+    match errno(err) {
+        Errno::ECONNREFUSED => Refusal::Final(Closed, "conn-refused".into()),
+        Errno::ECONNRESET => Refusal::Final(Closed, "reset".into()),
+        Errno::ETIMEDOUT => Refusal::Final(Filtered, "no-response".into()),
+        Errno::EHOSTUNREACH => Refusal::Final(Unreachable, "host-unreach".into()),
+        Errno::ENETUNREACH => Refusal::Final(Unreachable, "net-unreach".into()),
+        Errno::EHOSTDOWN => Refusal::Final(Unreachable, "host-down".into()),
+        Errno::EACCES | Errno::EPERM => Refusal::Final(Filtered, "admin-prohibited".into()),
+        Errno::EMFILE | Errno::ENFILE => Refusal::Pressure("out of file descriptors"),
+        Errno::EADDRNOTAVAIL | Errno::EADDRINUSE => Refusal::Pressure("no free local port"),
+        Errno::ENOBUFS | Errno::ENOMEM => Refusal::Pressure("out of socket buffers"),
+        _ => Refusal::Final(Undecided, crate::error::describe_io(err).into()),
+    }
 }
 
 /// A token bucket for `--rate`.
@@ -600,7 +579,7 @@ impl Worker {
             None => unreachable!("a socket was just put in the slot"),
         };
         match socket.connect(&probe.addr.into()) {
-            Err(err) if err.raw_os_error() == Some(libc_errno::EINPROGRESS) => {
+            Err(err) if errno(&err) == Errno::EINPROGRESS => {
                 self.activate(key, probe, now);
                 Ok(())
             }
@@ -711,13 +690,8 @@ impl Worker {
                 // unconnected and ready for the next probe.
                 let result = match socket.connect(&probe.addr.into()) {
                     Ok(()) => Ok(()),
-                    Err(e) if e.raw_os_error() == Some(libc_errno::EISCONN) => Ok(()),
-                    Err(e)
-                        if matches!(
-                            e.raw_os_error(),
-                            Some(libc_errno::EALREADY | libc_errno::EINPROGRESS)
-                        ) =>
-                    {
+                    Err(e) if errno(&e) == Errno::EISCONN => Ok(()),
+                    Err(e) if matches!(errno(&e), Errno::EALREADY | Errno::EINPROGRESS) => {
                         return;
                     }
                     Err(e) => Err(e),

@@ -232,15 +232,10 @@ async fn resolve(specs: Vec<Spec>, args: &ScanArgs) -> Result<(Targets, usize)> 
     for spec in specs {
         match spec {
             Spec::Span(span) => {
-                let v4 = matches!(span, targets::Span::V4(..));
-                if !resolve.family.admits(if v4 {
-                    IpAddr::from([0u8; 4])
-                } else {
-                    IpAddr::from([0u16; 8])
-                }) {
+                if !resolve.family.admits(span.first()) {
+                    let v4 = span.first().is_ipv4();
                     return Err(Error::usage(format!(
-                        "target {} is IPv{}, but {} allows only IPv{}",
-                        show_span(span),
+                        "target {span} is IPv{}, but {} allows only IPv{}",
                         if v4 { 4 } else { 6 },
                         if v4 { "-6" } else { "-4" },
                         if v4 { 6 } else { 4 },
@@ -269,27 +264,6 @@ async fn resolve(specs: Vec<Spec>, args: &ScanArgs) -> Result<(Targets, usize)> 
         return Err(Error::Resolve("no target resolved: nothing to scan".into()));
     }
     Ok((targets, unresolved))
-}
-
-fn show_span(span: targets::Span) -> String {
-    match span {
-        targets::Span::V4(a, b) if a == b => std::net::Ipv4Addr::from(a).to_string(),
-        targets::Span::V4(a, b) => {
-            format!(
-                "{}-{}",
-                std::net::Ipv4Addr::from(a),
-                std::net::Ipv4Addr::from(b)
-            )
-        }
-        targets::Span::V6(a, b) if a == b => std::net::Ipv6Addr::from(a).to_string(),
-        targets::Span::V6(a, b) => {
-            format!(
-                "{}-{}",
-                std::net::Ipv6Addr::from(a),
-                std::net::Ipv6Addr::from(b)
-            )
-        }
-    }
 }
 
 /// The scan the flags ask for.

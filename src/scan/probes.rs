@@ -7,13 +7,21 @@ use crate::error::{Error, Result};
 /// its source, licence and how it was ordered).
 const TOP_PORTS: &str = include_str!("top_ports.txt");
 
+/// The ranked list, most common first, parsed once.
+fn ranked() -> &'static [u16] {
+    static RANKED: std::sync::OnceLock<Vec<u16>> = std::sync::OnceLock::new();
+    RANKED.get_or_init(|| {
+        TOP_PORTS
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    })
+}
+
 /// The `n` most common TCP ports by the ranked list, sorted.
 pub fn top(n: usize) -> Result<Vec<u16>> {
-    let ranked: Vec<u16> = TOP_PORTS
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .filter_map(|l| l.trim().parse().ok())
-        .collect();
+    let ranked = ranked();
     if n == 0 || n > ranked.len() {
         return Err(Error::usage(format!(
             "invalid --top-ports {n}: must be 1-{}, the length of netsmith's ranked list \
@@ -28,10 +36,7 @@ pub fn top(n: usize) -> Result<Vec<u16>> {
 
 /// The number of ports in the ranked list: the default scan.
 pub fn top_len() -> usize {
-    TOP_PORTS
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .count()
+    ranked().len()
 }
 
 /// A DNS query for the root's name servers: any DNS server answers it,

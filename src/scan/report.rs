@@ -368,20 +368,7 @@ pub fn escape(bytes: &[u8]) -> String {
     let trimmed = bytes
         .strip_suffix(b"\n")
         .map_or(bytes, |b| b.strip_suffix(b"\r").unwrap_or(b));
-    let mut out = String::with_capacity(trimmed.len());
-    for &b in trimmed {
-        match b {
-            b'\\' => out.push_str("\\\\"),
-            b'\r' => out.push_str("\\r"),
-            b'\n' => out.push_str("\\n"),
-            b'\t' => out.push_str("\\t"),
-            0x20..=0x7e => out.push(b as char),
-            _ => {
-                let _ = write!(out, "\\x{b:02x}");
-            }
-        }
-    }
-    out
+    crate::copy::escape_bytes(trimmed, None)
 }
 
 #[derive(Serialize)]

@@ -44,10 +44,19 @@ impl Span {
         }
     }
 
-    fn first(self) -> IpAddr {
+    /// The span's first address.
+    pub fn first(self) -> IpAddr {
         match self {
             Span::V4(a, _) => IpAddr::V4(a.into()),
             Span::V6(a, _) => IpAddr::V6(a.into()),
+        }
+    }
+
+    /// The span's last address.
+    pub fn last(self) -> IpAddr {
+        match self {
+            Span::V4(_, b) => IpAddr::V4(b.into()),
+            Span::V6(_, b) => IpAddr::V6(b.into()),
         }
     }
 
@@ -56,6 +65,17 @@ impl Span {
         match self {
             Span::V4(a, b) => a >> 24 == 127 && b >> 24 == 127,
             Span::V6(a, b) => a == 1 && b == 1,
+        }
+    }
+}
+
+/// An address, or `first-last`.
+impl std::fmt::Display for Span {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.first() == self.last() {
+            write!(f, "{}", self.first())
+        } else {
+            write!(f, "{}-{}", self.first(), self.last())
         }
     }
 }
