@@ -361,7 +361,13 @@ nft add rule inet he in ip6 daddr ::1 tcp dport != 0 drop
 {bin} listen 127.0.0.1 0 --send answered >/dev/null 2>{dir}/listen.err &
 for i in $(seq 500); do grep -q 'listening on' {dir}/listen.err && break; sleep 0.01; done
 port=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' {dir}/listen.err)
-first=$(getent ahosts he-test | head -n1 | cut -d' ' -f1)
+# glibc puts ::1 first only once loopback's IPv6 address is usable, which
+# can lag a moment behind "ip link set lo up": wait for it (up to 2 s).
+for i in $(seq 200); do
+  first=$(getent ahosts he-test | head -n1 | cut -d' ' -f1)
+  [ "$first" = ::1 ] && break
+  sleep 0.01
+done
 echo "first=$first"
 start=$(date +%s%N)
 {bin} connect -vv he-test "$port" </dev/null
