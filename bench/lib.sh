@@ -5,6 +5,19 @@
 say() { printf '%s\n' "$*" >&2; }
 die() { say "${0##*/}: $*"; exit 2; }
 
+# Installs the Debian packages named, when there are any: as root with
+# apt-get, else says what is missing (the caller checks what it needs).
+install_missing() {
+    (($#)) || return 0
+    if ((EUID == 0)) && command -v apt-get >/dev/null; then
+        say "installing $*"
+        apt-get update -qq >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
+    else
+        say "missing $* (run as root to install them)"
+    fi
+}
+
 # A port free for both TCP and UDP on 127.0.0.1 (inetd's services file and
 # the UDP peers use one number for both).
 free_port() {

@@ -100,15 +100,7 @@ prepare() {
         [[ $tool == netsmith ]] || command -v "${BINARY[$tool]:?unknown tool $tool}" >/dev/null ||
             missing+=("${PACKAGE[$tool]}")
     done
-    if ((${#missing[@]})); then
-        if ((EUID == 0)) && command -v apt-get >/dev/null; then
-            say "installing ${missing[*]}"
-            apt-get update -qq >&2
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
-        else
-            say "missing ${missing[*]} (run as root to install them)"
-        fi
-    fi
+    install_missing ${missing[@]+"${missing[@]}"}
     [[ -x /usr/bin/time ]] || die "/usr/bin/time is needed (Debian package: time)"
     # The system's python starts faster than a version manager's shim.
     PYTHON=$(command -v /usr/bin/python3 || command -v python3) || die "python3 is needed"

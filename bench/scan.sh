@@ -163,11 +163,7 @@ prepare() {
     [[ -x /usr/bin/python3 ]] || command -v python3 >/dev/null || missing+=(python3)
     [[ " $TOOLS " != *" nmap"* ]] || command -v nmap >/dev/null || missing+=(nmap)
     [[ " $TOOLS " != *" nc "* ]] || command -v nc.openbsd >/dev/null || missing+=(netcat-openbsd)
-    if ((${#missing[@]})) && command -v apt-get >/dev/null; then
-        say "installing ${missing[*]}"
-        apt-get update -qq >&2
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
-    fi
+    install_missing ${missing[@]+"${missing[@]}"}
     [[ -x /usr/bin/time ]] || die "/usr/bin/time is needed (Debian package: time)"
     command -v ip >/dev/null || die "ip is needed (Debian package: iproute2)"
     command -v nft >/dev/null || die "nft is needed (Debian package: nftables)"

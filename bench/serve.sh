@@ -219,15 +219,7 @@ prepare() {
     for cmd in socat ncat iperf3; do
         command -v "$cmd" >/dev/null || missing+=("$cmd")
     done
-    if ((${#missing[@]})); then
-        if ((EUID == 0)) && command -v apt-get >/dev/null; then
-            say "installing ${missing[*]}"
-            apt-get update -qq >&2
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
-        else
-            say "missing ${missing[*]} (run as root to install them)"
-        fi
-    fi
+    install_missing ${missing[@]+"${missing[@]}"}
     [[ -x /usr/bin/time ]] || die "/usr/bin/time is needed (Debian package: time)"
     command -v ss >/dev/null || die "ss is needed (Debian package: iproute2)"
     # The system's python: no version manager's shim in the way.
