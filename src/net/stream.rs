@@ -69,6 +69,21 @@ impl Stream {
         }
     }
 
+    /// Writes what the socket takes now, without waiting, as the last
+    /// write before `close` or `shutdown`. On TCP the bytes are held back
+    /// (`MSG_MORE`), so that the FIN rides on the same segment: one packet
+    /// instead of two for a one-shot answer, and one ACK less for the
+    /// client to send. The kernel pushes held bytes at the next plain
+    /// write, at `shutdown` and at `close`; the caller must do one of them.
+    pub fn try_write_last(&self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.try_io(tokio::io::Interest::WRITABLE, || {
+                socket2::SockRef::from(s).send_with_flags(buf, libc::MSG_MORE)
+            }),
+            Stream::Unix(s) => s.try_write(buf),
+        }
+    }
+
     /// The address of the other end, for logs.
     pub fn peer(&self) -> Peer {
         match self {

@@ -120,7 +120,7 @@ impl Ctx {
         transport: &str,
     ) -> Option<(Stream, Vec<u8>)> {
         let answer = self.answer(b"").unwrap_or_default();
-        let sent = match stream.try_write(&answer) {
+        let sent = match stream.try_write_last(&answer) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
             Err(e) => {

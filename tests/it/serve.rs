@@ -782,6 +782,40 @@ fn one_shot_answers_end_cleanly_whether_or_not_the_client_spoke() {
     server.stop();
 }
 
+/// A one-shot answer leaves in the segment that carries the FIN: one
+/// exchange is 6 TCP segments (SYN, SYN-ACK, ACK, answer+FIN, the client's
+/// FIN+ACK, the last ACK), not 8. Counted with the kernel's own counter in a
+/// network namespace of the test's own, where nothing else sends.
+#[test]
+fn one_shot_answer_rides_with_the_fin() {
+    util::require("unshare");
+    let script = format!(
+        r#"set -e
+ip link set lo up
+N='{}'
+"$N" serve daytime=0 --tcp 2>"$T/err" &
+for i in $(seq 100); do grep -q listening "$T/err" && break; sleep 0.05; done
+addr=$(grep -o '127.0.0.1:[0-9]*' "$T/err")
+segs() {{ awk '/^Tcp:/ {{ getline; print $12 }}' /proc/net/snmp; }}
+before=$(segs)
+"$N" connect "$addr" --recv-only
+sleep 0.2
+echo "segments $(( $(segs) - before ))"
+kill -TERM %1; wait"#,
+        util::bin().display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-n", "bash", "-c", &script]).env("T", dir.path());
+    let out = util::spawn_command(cmd, "unshare -n bash (segment count)".into()).finish(WAIT);
+    out.ok();
+    let text = out.out();
+    // ctime's form: "Sat Nov 21 13:53:11 2026".
+    let answer = text.lines().next().unwrap_or_default();
+    assert_eq!(answer.len(), 24, "no daytime answer: {}", out.dump());
+    assert!(text.contains("segments 6\n"), "{}", out.dump());
+}
+
 #[test]
 fn qotd_rotates_through_a_quotes_file() {
     let dir = tempfile::tempdir().unwrap();
