@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::error::describe_io;
-use crate::net::{Listener, Peer, Stream};
+use crate::net::{Accepted, Listener, Peer, Stream};
 
 /// The first pause after a failed accept.
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
@@ -39,14 +39,40 @@ pub async fn accept_loop<F, Fut>(
     F: FnMut(Stream, Peer) -> Option<Fut>,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    accept_unregistered(listener, limit, tracker, stop, |conn| {
+        let peer = conn.peer().clone();
+        match conn.into_stream() {
+            Ok(stream) => handle(stream, peer),
+            Err(e) => {
+                tracing::warn!("{peer}: cannot watch the connection: {}", describe_io(&e));
+                None
+            }
+        }
+    })
+    .await;
+}
+
+/// [`accept_loop`] for a server that may answer a client at once, before
+/// (or without) registering its connection with the reactor: see
+/// [`Accepted`].
+pub async fn accept_unregistered<F, Fut>(
+    listener: &Listener,
+    limit: Arc<Semaphore>,
+    tracker: &TaskTracker,
+    stop: &CancellationToken,
+    mut handle: F,
+) where
+    F: FnMut(Accepted) -> Option<Fut>,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let mut backoff = ACCEPT_BACKOFF_MIN;
     loop {
         let accepted = tokio::select! {
-            r = listener.accept() => r,
+            r = listener.accept_unregistered() => r,
             () = stop.cancelled() => return,
         };
         match accepted {
-            Ok((stream, peer)) => {
+            Ok(conn) => {
                 backoff = ACCEPT_BACKOFF_MIN;
                 // The permit is taken after accepting, so that a listener
                 // with no client holds none: several listeners share the
@@ -62,7 +88,7 @@ pub async fn accept_loop<F, Fut>(
                     },
                     () = stop.cancelled() => return,
                 };
-                if let Some(task) = handle(stream, peer) {
+                if let Some(task) = handle(conn) {
                     tracker.spawn(async move {
                         task.await;
                         drop(permit);

@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
-use tokio::net::{TcpSocket, UdpSocket, UnixDatagram, UnixListener};
+use socket2::{Domain, Socket, Type};
+use tokio::net::{UdpSocket, UnixDatagram};
 
 use super::{Datagram, Listener};
 use crate::error::{Error, Result};
@@ -17,15 +18,21 @@ use crate::error::{Error, Result};
 pub fn tcp(addr: SocketAddr, backlog: u32) -> Result<Listener> {
     let fail =
         |e: io::Error| Error::bind(format!("cannot listen on {addr}"), &e, Some(addr.port()));
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()
-    } else {
-        TcpSocket::new_v6()
-    }
+    let socket = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.nonblocking().cloexec(),
+        None,
+    )
     .map_err(fail)?;
-    socket.set_reuseaddr(true).map_err(fail)?;
-    socket.bind(addr).map_err(fail)?;
-    socket.listen(backlog).map(Listener::Tcp).map_err(fail)
+    socket.set_reuse_address(true).map_err(fail)?;
+    socket.bind(&addr.into()).map_err(fail)?;
+    socket.listen(backlog_int(backlog)).map_err(fail)?;
+    Listener::new(socket, false).map_err(fail)
+}
+
+/// The backlog as `listen(2)` takes it (the kernel caps it at somaxconn).
+fn backlog_int(backlog: u32) -> i32 {
+    i32::try_from(backlog).unwrap_or(i32::MAX)
 }
 
 /// A UDP socket bound to `addr`.
@@ -64,16 +71,11 @@ pub fn unix(path: &Path, backlog: u32) -> Result<(Listener, SocketFile)> {
         path: guard.to_path_buf(),
     };
     // std binds with a backlog of 128; apply the one asked for.
-    let socket = socket2::Socket::from(std);
-    socket
-        .listen(i32::try_from(backlog).unwrap_or(i32::MAX))
-        .map_err(|e| unix_bind_error(path, &e))?;
-    socket
-        .set_nonblocking(true)
-        .map_err(|e| unix_bind_error(path, &e))?;
-    let std: std::os::unix::net::UnixListener = socket.into();
-    let listener = UnixListener::from_std(std).map_err(|e| unix_bind_error(path, &e))?;
-    Ok((Listener::Unix(listener), guard))
+    let socket = Socket::from(std);
+    let fail = |e: io::Error| unix_bind_error(path, &e);
+    socket.listen(backlog_int(backlog)).map_err(fail)?;
+    socket.set_nonblocking(true).map_err(fail)?;
+    Ok((Listener::new(socket, true).map_err(fail)?, guard))
 }
 
 /// A Unix datagram socket bound to `path`, and the guard that removes its file.

@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::proto::{self, DaytimeFormat, Service};
 use super::stats::Stats;
 use crate::copy::{self, Activity, CopyError, Tap};
-use crate::net::Stream;
+use crate::net::{Accepted, Stream};
 
 /// Everything a service's handlers need, shared by its connections.
 #[derive(Debug)]
@@ -110,17 +110,17 @@ impl Ctx {
     /// A one-shot service's whole exchange, if it can be had without
     /// waiting: the answer fits in the socket's buffer and the client has
     /// sent nothing, so the connection closes at once, as inetd closes it.
-    /// Most qotd or daytime clients go this way, with no task, no timer and
-    /// no wake-up. Otherwise returns the stream and the answer's unsent
-    /// rest, for [`Ctx::serve_rest`].
+    /// Most qotd or daytime clients go this way, with no task, no timer, no
+    /// wake-up and no reactor registration. Otherwise returns the
+    /// connection and the answer's unsent rest, for [`Ctx::serve_rest`].
     pub fn serve_now(
         &self,
-        stream: Stream,
+        conn: Accepted,
         peer: &impl std::fmt::Display,
         transport: &str,
-    ) -> Option<(Stream, Vec<u8>)> {
+    ) -> Option<(Accepted, Vec<u8>)> {
         let answer = self.answer(b"").unwrap_or_default();
-        let sent = match stream.try_write_last(&answer) {
+        let sent = match conn.try_write_last(&answer) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
             Err(e) => {
@@ -130,11 +130,11 @@ impl Ctx {
         };
         Stats::add(&self.stats.bytes_out, sent as u64);
         if sent < answer.len() {
-            return Some((stream, answer[sent..].to_vec()));
+            return Some((conn, answer[sent..].to_vec()));
         }
-        match self.heard(&stream) {
+        match self.heard(|buf| conn.try_read(buf)) {
             Ok(false) => None,
-            Ok(true) => Some((stream, Vec::new())),
+            Ok(true) => Some((conn, Vec::new())),
             Err(e) => {
                 self.failed(Err(e), peer, transport);
                 None
@@ -158,7 +158,7 @@ impl Ctx {
     }
 
     /// Counts and logs a connection's failure.
-    fn failed(&self, result: io::Result<()>, peer: &impl std::fmt::Display, transport: &str) {
+    pub fn failed(&self, result: io::Result<()>, peer: &impl std::fmt::Display, transport: &str) {
         if let Err(e) = result {
             Stats::add(&self.stats.errors, 1);
             tracing::info!(
@@ -243,7 +243,7 @@ impl Ctx {
     async fn one_shot(&self, mut stream: Stream, rest: &[u8]) -> io::Result<()> {
         stream.write_all(rest).await?;
         Stats::add(&self.stats.bytes_out, rest.len() as u64);
-        if !self.heard(&stream)? {
+        if !self.heard(|buf| stream.try_read(buf))? {
             return Ok(());
         }
         // The client sent a request: linger (briefly) for its close, as
@@ -258,9 +258,9 @@ impl Ctx {
     /// Whether a one-shot client has sent anything (or closed): a client
     /// that has sent nothing is closed at once, as inetd does, since with
     /// nothing unread close sends a plain FIN.
-    fn heard(&self, stream: &Stream) -> io::Result<bool> {
+    fn heard(&self, try_read: impl FnOnce(&mut [u8]) -> io::Result<usize>) -> io::Result<bool> {
         let mut buf = [0u8; 512];
-        match stream.try_read(&mut buf) {
+        match try_read(&mut buf) {
             Ok(0) => Ok(false),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
             Ok(n) => {

@@ -333,7 +333,8 @@ async fn accept(
     connections: &TaskTracker,
     stop: &CancellationToken,
 ) {
-    crate::server::accept_loop(listener, limit, connections, stop, |stream, peer| {
+    crate::server::accept_unregistered(listener, limit, connections, stop, |conn| {
+        let peer = conn.peer().clone();
         let admitted = match &peer {
             Peer::Inet(addr) => acl.admits(addr.ip()),
             Peer::Unix(_) => true,
@@ -346,14 +347,18 @@ async fn accept(
         Stats::add(&ctx.stats.connections, 1);
         tracing::info!("connection from {peer} ({}/{transport})", ctx.service);
         // A one-shot answer is served here when it needs no waiting.
-        let (stream, rest) = if ctx.service.is_one_shot() {
-            let (stream, rest) = ctx.serve_now(stream, &peer, transport)?;
-            (stream, Some(rest))
+        let (conn, rest) = if ctx.service.is_one_shot() {
+            let (conn, rest) = ctx.serve_now(conn, &peer, transport)?;
+            (conn, Some(rest))
         } else {
-            (stream, None)
+            (conn, None)
         };
         let ctx = ctx.clone();
         Some(async move {
+            let stream = match conn.into_stream() {
+                Ok(stream) => stream,
+                Err(e) => return ctx.failed(Err(e), &peer, transport),
+            };
             match rest {
                 Some(rest) => ctx.serve_rest(stream, rest, &peer, transport).await,
                 None => ctx.serve(stream, &peer, transport).await,
