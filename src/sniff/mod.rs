@@ -141,6 +141,8 @@ struct Session {
     totals: Totals,
     /// stdout's reader left (`| head`): stop quietly.
     closed: bool,
+    /// `-q`: no "capturing on" line, no progress.
+    quiet: bool,
 }
 
 /// One frame, from either source.
@@ -183,6 +185,7 @@ impl Session {
             bar,
             totals: Totals::default(),
             closed: false,
+            quiet,
         })
     }
 
@@ -226,6 +229,15 @@ impl Session {
     fn capture(&mut self, stop: &CancellationToken) -> Result<()> {
         let mut cap =
             capture::Capture::open(self.args.interface.as_deref(), self.args.snaplen as usize)?;
+        if !self.quiet {
+            // Said once the socket is open, so a script can wait for it
+            // before it makes the traffic to be captured.
+            eprintln!(
+                "capturing on {}, snap length {} bytes",
+                self.args.interface.as_deref().unwrap_or("every interface"),
+                self.args.snaplen
+            );
+        }
         let mut last_flush = std::time::Instant::now();
         while !self.done() && !stop.is_cancelled() {
             let frame = cap.next_frame()?;
@@ -308,6 +320,13 @@ fn clock(t: SystemTime) -> String {
         secs % 60,
         d.subsec_micros()
     )
+}
+
+/// `t` cut (not rounded) to whole microseconds, as a pcap record keeps it,
+/// so that a packet read back from `-w`'s file shows the time it had live.
+fn whole_micros(t: SystemTime) -> SystemTime {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    SystemTime::UNIX_EPOCH + Duration::new(d.as_secs(), d.subsec_micros() * 1000)
 }
 
 /// One tcpdump-style line (and its hexdump with `-x`).
@@ -453,7 +472,7 @@ struct JsonLine<'a> {
 
 fn json_line(f: &Seen<'_>, p: &Packet, hex: bool) -> String {
     let line = JsonLine {
-        time: humantime::format_rfc3339_micros(f.time).to_string(),
+        time: humantime::format_rfc3339_micros(whole_micros(f.time)).to_string(),
         interface: f.via.map(|v| v.0),
         direction: f.via.map(|v| v.1.label()),
         length: f.wire_len,

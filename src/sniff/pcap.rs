@@ -91,8 +91,13 @@ impl Reader {
             .map(BufReader::new)
             .map_err(|e| Error::io(format!("open {}", path.display()), &e))?;
         let mut header = [0u8; 24];
-        file.read_exact(&mut header)
-            .map_err(|e| bad_file(path, &e))?;
+        file.read_exact(&mut header).map_err(|e| {
+            if e.kind() == io::ErrorKind::UnexpectedEof {
+                bad_file(path, &"too short for a pcap file header (24 bytes)")
+            } else {
+                bad_file(path, &e)
+            }
+        })?;
         if header[..4] == [0x0a, 0x0d, 0x0d, 0x0a] {
             file.seek(SeekFrom::Start(0))
                 .map_err(|e| bad_file(path, &e))?;
