@@ -111,14 +111,17 @@ pub async fn run(args: SniffArgs, quiet: bool, stop: CancellationToken) -> Resul
             reason: e.to_string(),
         })??;
     if !quiet {
+        let plural = |n: u64, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
         let mut line = format!(
-            "{} packets captured, {} seen, {} dropped by kernel",
-            totals.captured, totals.seen, totals.dropped
+            "{} captured, {} seen, {} dropped by kernel",
+            plural(totals.captured, "packet"),
+            totals.seen,
+            totals.dropped
         );
         if totals.skipped > 0 {
             let _ = write!(
                 line,
-                ", {} not written (not Ethernet; pcap files hold one link type)",
+                ", {} not written (not Ethernet; a pcap file holds one link type)",
                 totals.skipped
             );
         }

@@ -456,7 +456,7 @@ impl Captured {
             lines[1].starts_with("  00000000  00 00 00 00 00 00 00 00  00 00 00 00 08 00 45"),
             "{text}"
         );
-        assert!(hex.stderr.contains("1 packets captured"), "{}", hex.dump());
+        assert!(hex.stderr.contains("1 packet captured"), "{}", hex.dump());
     }
 }
 
