@@ -127,32 +127,29 @@ pub enum Transport {
         length: usize,
     },
     /// An ICMP (v4) message.
-    Icmp {
-        /// The type's name ("echo request", "destination unreachable").
-        name: &'static str,
-        r#type: u8,
-        code: u8,
-        /// Identifier and sequence number of an echo request or reply.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        echo: Option<Echo>,
-        /// The whole ICMP message (header and data), as tcpdump counts it.
-        length: usize,
-    },
+    Icmp(Icmp),
     /// An `ICMPv6` message.
-    Icmp6 {
-        name: &'static str,
-        r#type: u8,
-        code: u8,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        echo: Option<Echo>,
-        length: usize,
-    },
+    Icmp6(Icmp),
     /// A protocol this decoder does not look into.
     Other {
         /// The IP protocol number.
         number: u8,
         length: usize,
     },
+}
+
+/// An ICMP or `ICMPv6` message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Icmp {
+    /// The type's name ("echo request", "destination unreachable").
+    pub name: &'static str,
+    pub r#type: u8,
+    pub code: u8,
+    /// Identifier and sequence number of an echo request or reply.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub echo: Option<Echo>,
+    /// The whole ICMP message (header and data), as tcpdump counts it.
+    pub length: usize,
 }
 
 /// The identifier and sequence number of an ICMP echo.
@@ -354,23 +351,23 @@ fn transport(slice: &TransportSlice<'_>) -> Transport {
         },
         TransportSlice::Icmpv4(icmp) => {
             let (t, code) = (icmp.type_u8(), icmp.code_u8());
-            Transport::Icmp {
+            Transport::Icmp(Icmp {
                 name: icmp4_name(t),
                 r#type: t,
                 code,
                 echo: matches!(t, 0 | 8).then(|| echo(icmp.bytes5to8())),
                 length: icmp.slice().len(),
-            }
+            })
         }
         TransportSlice::Icmpv6(icmp) => {
             let (t, code) = (icmp.type_u8(), icmp.code_u8());
-            Transport::Icmp6 {
+            Transport::Icmp6(Icmp {
                 name: icmp6_name(t),
                 r#type: t,
                 code,
                 echo: matches!(t, 128 | 129).then(|| echo(icmp.bytes5to8())),
                 length: icmp.slice().len(),
-            }
+            })
         }
         TransportSlice::Igmp(igmp) => Transport::Other {
             number: 2,
@@ -538,12 +535,12 @@ pub(crate) mod tests {
         let p = decode(LinkType::Ethernet, &icmp_echo());
         assert!(matches!(
             p.transport,
-            Some(Transport::Icmp {
+            Some(Transport::Icmp(Icmp {
                 name: "echo request",
                 echo: Some(Echo { id: 7, seq: 3 }),
                 length: 12,
                 ..
-            })
+            }))
         ));
         let p = decode(LinkType::Ethernet, &arp_request());
         assert_eq!(

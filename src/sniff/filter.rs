@@ -142,19 +142,24 @@ impl Parser {
     }
 
     fn or(&mut self) -> Result<Filter, ParseError> {
-        let mut left = self.and()?;
-        while matches!(self.peek(), Some((_, "or" | "||"))) {
-            self.at += 1;
-            left = Filter::Or(Box::new(left), Box::new(self.and()?));
-        }
-        Ok(left)
+        self.chain(["or", "||"], Self::and, Filter::Or)
     }
 
     fn and(&mut self) -> Result<Filter, ParseError> {
-        let mut left = self.unary()?;
-        while matches!(self.peek(), Some((_, "and" | "&&"))) {
+        self.chain(["and", "&&"], Self::unary, Filter::And)
+    }
+
+    /// Operands of one binary operator (either spelling), joined left to right.
+    fn chain(
+        &mut self,
+        op: [&str; 2],
+        operand: fn(&mut Self) -> Result<Filter, ParseError>,
+        join: fn(Box<Filter>, Box<Filter>) -> Filter,
+    ) -> Result<Filter, ParseError> {
+        let mut left = operand(self)?;
+        while self.peek().is_some_and(|(_, w)| op.contains(&w)) {
             self.at += 1;
-            left = Filter::And(Box::new(left), Box::new(self.unary()?));
+            left = join(Box::new(left), Box::new(operand(self)?));
         }
         Ok(left)
     }
@@ -312,8 +317,8 @@ fn proto_matches(proto: Proto, p: &Packet) -> bool {
     match proto {
         Proto::Tcp => matches!(p.transport, Some(Transport::Tcp { .. })),
         Proto::Udp => matches!(p.transport, Some(Transport::Udp { .. })),
-        Proto::Icmp => matches!(p.transport, Some(Transport::Icmp { .. })),
-        Proto::Icmp6 => matches!(p.transport, Some(Transport::Icmp6 { .. })),
+        Proto::Icmp => matches!(p.transport, Some(Transport::Icmp(_))),
+        Proto::Icmp6 => matches!(p.transport, Some(Transport::Icmp6(_))),
         Proto::Arp => matches!(p.net, Some(Net::Arp { .. })),
         Proto::Ip => matches!(p.net, Some(Net::Ipv4 { .. })),
         Proto::Ip6 => matches!(p.net, Some(Net::Ipv6 { .. })),

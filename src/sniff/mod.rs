@@ -428,24 +428,17 @@ fn layers(s: &mut String, p: &Packet, wire_len: usize) {
             s,
             "{src}.{src_port} > {dst}.{dst_port}: UDP, length {length}"
         ),
-        Some(
-            Transport::Icmp {
-                name, echo, length, ..
-            }
-            | Transport::Icmp6 {
-                name, echo, length, ..
-            },
-        ) => {
-            let proto = if matches!(p.transport, Some(Transport::Icmp { .. })) {
+        Some(Transport::Icmp(icmp) | Transport::Icmp6(icmp)) => {
+            let proto = if matches!(p.transport, Some(Transport::Icmp(_))) {
                 "ICMP"
             } else {
                 "ICMP6,"
             };
-            let _ = write!(s, "{src} > {dst}: {proto} {name}");
-            if let Some(e) = echo {
+            let _ = write!(s, "{src} > {dst}: {proto} {}", icmp.name);
+            if let Some(e) = icmp.echo {
                 let _ = write!(s, ", id {}, seq {}", e.id, e.seq);
             }
-            write!(s, ", length {length}")
+            write!(s, ", length {}", icmp.length)
         }
         Some(Transport::Other { number, length }) => {
             write!(s, "{src} > {dst}: ip-proto-{number}, length {length}")
