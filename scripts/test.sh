@@ -10,6 +10,7 @@ declare -A peers=(
   [ncat]=ncat [socat]=socat [nc.openbsd]=netcat-openbsd [python3]=python3
   [nft]=nftables [ip]=iproute2 [unshare]=util-linux [setpriv]=util-linux
   [getent]=libc-bin [inetutils-inetd]=inetutils-inetd
+  [tshark]=tshark [tcpdump]=tcpdump [timeout]=coreutils
 )
 missing=()
 for cmd in "${!peers[@]}"; do

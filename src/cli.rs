@@ -47,6 +47,8 @@ pub enum Command {
     Scan(crate::scan::ScanArgs),
     /// Load-test a server: echo round trips, streams, connection rate, UDP.
     Bench(crate::bench::BenchArgs),
+    /// Capture packets (`AF_PACKET`) and print them like tcpdump, or write a pcap.
+    Sniff(crate::sniff::SniffArgs),
     /// Run every system of the socket tutorials live on loopback, both sides shown.
     Demo,
 }
@@ -158,7 +160,7 @@ pub fn timeout(text: &str) -> Result<Duration, String> {
 }
 
 const COMMANDS: &[&str] = &[
-    "connect", "listen", "serve", "scan", "bench", "demo", "help",
+    "connect", "listen", "serve", "scan", "bench", "sniff", "demo", "help",
 ];
 
 /// Rewrites nc-style command lines: with no command named, `-l` (alone or in

@@ -357,7 +357,9 @@ impl HexDump {
         let _ = io::stderr().lock().write_all(text.as_bytes());
     }
 
-    fn format(&mut self, data: &[u8]) -> String {
+    /// The hexdump lines for `data`, continuing this direction's offset
+    /// (`sniff -x` prints them on stdout, one fresh dump per packet).
+    pub fn format(&mut self, data: &[u8]) -> String {
         use std::fmt::Write as _;
         let mut out = String::with_capacity(data.len() * 5);
         for line in data.chunks(16) {

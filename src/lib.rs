@@ -11,7 +11,7 @@
 //! - [`session`]: a connection joined to stdin/stdout, with the one
 //!   end-of-stream (half-close) policy; [`datagram`]: the same for datagrams.
 //! - [`server`]: the accept loop, with its connection limit and EMFILE back-off.
-//! - [`connect`], [`listen`], [`serve`], [`scan`], [`bench`], [`demo`]: the commands;
+//! - [`connect`], [`listen`], [`serve`], [`scan`], [`bench`], [`sniff`], [`demo`]: the commands;
 //!   [`acl`]: `--allow`/`--deny`.
 //! - [`error`]: the error type and the one mapping to exit statuses.
 
@@ -33,6 +33,7 @@ pub mod serve;
 pub mod server;
 pub mod services;
 pub mod session;
+pub mod sniff;
 pub mod stdio;
 
 pub use error::{Error, Result};
@@ -52,6 +53,9 @@ pub async fn run(cli: Cli) -> Result<()> {
     if let Command::Serve(args) = cli.command {
         return serve(serve::ServeConfig::new(args, cli.quiet)?, &mut signals).await;
     }
+    if let Command::Sniff(args) = cli.command {
+        return sniff(args, cli.quiet, &mut signals).await;
+    }
     let command = async {
         match cli.command {
             Command::Connect(args) => connect::run(args.try_into()?).await,
@@ -59,7 +63,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             Command::Demo => demo::run().await,
             Command::Bench(args) => bench::run(args, cli.quiet).await,
             Command::Scan(args) => scan::run(args, cli.quiet).await,
-            Command::Serve(_) => Ok(()),
+            Command::Serve(_) | Command::Sniff(_) => Ok(()),
         }
     };
     let result = tokio::select! {
@@ -97,6 +101,24 @@ async fn serve(cfg: serve::ServeConfig, signals: &mut Signals) -> Result<()> {
     // Totals are the command's result: stdout (JSON lines with --json).
     stdio::print(&report);
     Ok(())
+}
+
+/// A capture ends normally at Ctrl-C, as tcpdump's does: the first signal
+/// stops it and its totals are printed (exit 0); a second one ends at once.
+async fn sniff(args: sniff::SniffArgs, quiet: bool, signals: &mut Signals) -> Result<()> {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let run = sniff::run(args, quiet, stop.clone());
+    tokio::pin!(run);
+    tokio::select! {
+        r = &mut run => r,
+        () = signals.next() => {
+            stop.cancel();
+            tokio::select! {
+                r = &mut run => r,
+                () = signals.next() => Err(Error::Interrupted),
+            }
+        }
+    }
 }
 
 /// SIGINT and SIGTERM, caught from the moment this is created.

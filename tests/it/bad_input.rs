@@ -232,6 +232,51 @@ const CASES: &[(&[&str], i32, &[&str])] = &[
         2,
         &["refusing to scan ::", "--authorized"],
     ),
+    (
+        &["sniff", "-r", "/dev/null", "tcp", "and"],
+        2,
+        &["bad filter \"tcp and\"", "position 8", "found the end"],
+    ),
+    (
+        &["sniff", "-r", "/dev/null", "port", "http2x"],
+        2,
+        &["\"http2x\"", "position 6", "0 to 65535"],
+    ),
+    (
+        &["sniff", "-r", "/dev/null", "host", "example.com"],
+        2,
+        &["\"example.com\"", "numeric IPv4 or IPv6"],
+    ),
+    (
+        &["sniff", "-r", "/dev/null", "(tcp", "or", "udp"],
+        2,
+        &["position 12", "')'"],
+    ),
+    (
+        &["sniff", "-r", "/nonexistent-netsmith-dir/c.pcap"],
+        2,
+        &["/nonexistent-netsmith-dir/c.pcap", "no such file"],
+    ),
+    (
+        &["sniff", "-r", "/etc/services"],
+        2,
+        &["/etc/services", "not a readable pcap"],
+    ),
+    (
+        &["sniff", "--snaplen", "0"],
+        2,
+        &["'0'", "--snaplen", "1..=262144"],
+    ),
+    (
+        &["sniff", "-r", "/dev/null"],
+        2,
+        &["/dev/null", "too short for a pcap file header"],
+    ),
+    (
+        &["sniff", "-i", "nosuchif0", "-c", "1"],
+        2,
+        &["\"nosuchif0\"", "lo"],
+    ),
 ];
 
 #[test]
@@ -304,13 +349,14 @@ fn help_lists_only_working_commands_and_exit_codes() {
         "serve",
         "scan",
         "bench",
+        "sniff",
         "demo",
         "Exit status",
         "130",
     ] {
         assert!(text.contains(word), "--help lacks {word}\n{text}");
     }
-    for missing in ["relay", "sniff", "resolve", "ping"] {
+    for missing in ["relay", "resolve", "ping"] {
         assert!(
             !text.contains(&format!("  {missing} ")),
             "--help offers {missing}, which does not exist yet\n{text}"
