@@ -67,8 +67,10 @@ impl AsyncWrite for Io {
 
 /// A program started for one connection: its stdout is read, its stdin
 /// written, and closing its stdin is the half-close (so `wc -c` prints its
-/// count when the client has sent everything). The program is killed if
-/// the connection ends while it still runs; its stderr stays ours.
+/// count when the client has sent everything). What is sent to a program
+/// that has closed its stdin (or exited) is discarded, so that its output
+/// still reaches the client; the program is killed if the connection ends
+/// while it still runs; its stderr stays ours.
 struct Program {
     /// Held so that the program is killed (and reaped) with the connection.
     _child: Child,
@@ -132,9 +134,17 @@ impl AsyncWrite for Program {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match &mut self.get_mut().stdin {
-            Some(stdin) => Pin::new(stdin).poll_write(cx, buf),
-            None => Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
+        let this = self.get_mut();
+        let Some(stdin) = &mut this.stdin else {
+            return Poll::Ready(Ok(buf.len()));
+        };
+        match Pin::new(stdin).poll_write(cx, buf) {
+            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
+                tracing::debug!("the program closed its stdin; what it is sent is discarded");
+                this.stdin = None;
+                Poll::Ready(Ok(buf.len()))
+            }
+            other => other,
         }
     }
 

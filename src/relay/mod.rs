@@ -243,7 +243,7 @@ pub async fn run(cfg: RelayConfig) -> Result<()> {
 /// The "listening on" line, and for a program as TO, who may now run it.
 fn announce(cfg: &RelayConfig, local: &str) {
     if !cfg.quiet {
-        eprintln!("listening on {local} (relay to {})", cfg.to);
+        eprintln!("listening on {local}");
     }
     let program = match &cfg.to {
         Side::Exec(argv) => argv.first().cloned(),
