@@ -27,41 +27,13 @@ pub enum Io {
     Boxed(Box<dyn Duplex>),
 }
 
-macro_rules! delegate {
-    ($self:ident, $s:ident => $e:expr) => {
-        match $self.get_mut() {
-            Io::Net($s) => $e,
-            Io::Boxed($s) => $e,
+impl Io {
+    /// The stream as one boxed type, for the copy loop.
+    pub fn boxed(self) -> Box<dyn Duplex> {
+        match self {
+            Io::Net(stream) => Box::new(stream),
+            Io::Boxed(stream) => stream,
         }
-    };
-}
-
-impl AsyncRead for Io {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        delegate!(self, s => Pin::new(s).poll_read(cx, buf))
-    }
-}
-
-impl AsyncWrite for Io {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        delegate!(self, s => Pin::new(s).poll_write(cx, buf))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        delegate!(self, s => Pin::new(s).poll_flush(cx))
-    }
-
-    /// The half-close: FIN on a socket, end of input for a program.
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        delegate!(self, s => Pin::new(s).poll_shutdown(cx))
     }
 }
 

@@ -24,7 +24,6 @@ mod splice;
 mod udp;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -39,7 +38,7 @@ use tokio_util::task::TaskTracker;
 use crate::acl::Acl;
 use crate::cli::{FamilyArgs, ServerArgs};
 use crate::copy::{self, Activity, CopyError, DumpSink, HexDump, Tap};
-use crate::endpoint::{Endpoint, Host, Side};
+use crate::endpoint::{Endpoint, Side};
 use crate::error::{Error, Result};
 use crate::net::{Listener, Peer, Resolve, Stream, bind, dial};
 use crate::services::Proto;
@@ -217,7 +216,7 @@ pub async fn run(cfg: RelayConfig) -> Result<()> {
     tracing::info!("descriptor limit {fd_limit}, relaying at most {max} connections at once");
     match endpoint {
         Endpoint::Inet { proto, host, port } => {
-            let addr = bind_addr(&cfg.resolve, host, *port).await?;
+            let addr = crate::listen::bind_addr(&cfg.resolve, host, *port).await?;
             if *proto == Proto::Udp {
                 let socket = bind::udp(addr)?;
                 let local = socket.local_addr().unwrap_or(addr);
@@ -256,15 +255,6 @@ fn announce(cfg: &RelayConfig, local: &str) {
             cfg.to
         );
     }
-}
-
-/// The address to bind: a literal as given, or a name's first address.
-async fn bind_addr(resolve: &Resolve, host: &Host, port: u16) -> Result<SocketAddr> {
-    let addrs = resolve.addrs(host, port).await?;
-    addrs
-        .first()
-        .copied()
-        .ok_or_else(|| Error::Resolve(format!("{host} has no address to listen on")))
 }
 
 /// Accepts clients and relays each to a new connection to TO. With stdio
@@ -376,8 +366,8 @@ async fn join(a: Io, b: Io, cfg: &RelayConfig, label: &str) -> Result<(u64, u64)
         let back = splice::pump(y, x, &activity);
         return finish(fwd, back, &activity, cfg.idle, &from, &to).await;
     }
-    let (mut a_rd, mut a_wr) = tokio::io::split(a);
-    let (mut b_rd, mut b_wr) = tokio::io::split(b);
+    let (mut a_rd, mut a_wr) = tokio::io::split(a.boxed());
+    let (mut b_rd, mut b_wr) = tokio::io::split(b.boxed());
     let dump = |direction| {
         cfg.hex
             .as_ref()
