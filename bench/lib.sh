@@ -54,3 +54,12 @@ wait_quiet() {
         fi
     done
 }
+
+# listening PROTO PORT: is a socket listening (tcp) or bound (udp) on
+# 127.0.0.1:PORT? Reads /proc/net rather than connecting: a probe would be
+# one more client.
+listening() {
+    local state=0A
+    [[ $1 == udp ]] && state=07
+    grep -q "$(printf ' 0100007F:%04X 00000000:0000 %s ' "$2" "$state")" "/proc/net/$1"
+}

@@ -254,15 +254,6 @@ cleanup() {
 }
 
 # ---------------------------------------------------------------- helpers
-# listening PROTO PORT: is a socket listening (tcp) or bound (udp) on
-# 127.0.0.1:PORT? Reads /proc/net rather than connecting: a probe would be
-# one more client.
-listening() {
-    local state=0A
-    [[ $1 == udp ]] && state=07
-    grep -q "$(printf ' 0100007F:%04X 00000000:0000 %s ' "$2" "$state")" "/proc/net/$1"
-}
-
 # The process that holds the socket on 127.0.0.1:PORT.
 pid_on() {
     ss -Hlnp -"${1:0:1}" "sport = :$2" | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2

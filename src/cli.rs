@@ -51,6 +51,8 @@ pub enum Command {
     Sniff(crate::sniff::SniffArgs),
     /// Run every system of the socket tutorials live on loopback, both sides shown.
     Demo,
+    /// Forward between two endpoints: TCP, UDP, Unix sockets, stdio, programs.
+    Relay(crate::relay::RelayArgs),
 }
 
 impl Command {
@@ -62,6 +64,9 @@ impl Command {
                 Some(std::thread::available_parallelism().map_or(2, std::num::NonZero::get))
             }
             Command::Bench(args) => Some(crate::bench::threads(args)),
+            Command::Relay(args) if args.serves_many() => {
+                Some(std::thread::available_parallelism().map_or(2, std::num::NonZero::get))
+            }
             _ => None,
         }
     }
@@ -149,6 +154,32 @@ impl SessionArgs {
     }
 }
 
+/// The limits every server takes (`serve`, `relay`), declared once so the
+/// flags read the same in both.
+#[derive(Debug, Args, Clone)]
+pub struct ServerArgs {
+    /// Most connections served at once (default: as many as the descriptor
+    /// limit allows, keeping 64 spare).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_conns: Option<u32>,
+    /// Close a connection after this long without progress either way.
+    #[arg(short = 'i', long, value_name = "DUR", value_parser = timeout, default_value = "2m")]
+    pub idle_timeout: Duration,
+    /// Serve only clients in this block (repeatable).
+    #[arg(long, value_name = "CIDR", value_parser = crate::acl::parse_cidr)]
+    pub allow: Vec<ipnet::IpNet>,
+    /// Refuse clients in this block (repeatable; wins over --allow).
+    #[arg(long, value_name = "CIDR", value_parser = crate::acl::parse_cidr)]
+    pub deny: Vec<ipnet::IpNet>,
+}
+
+impl ServerArgs {
+    /// The `--allow`/`--deny` lists.
+    pub fn acl(&self) -> crate::acl::Acl {
+        crate::acl::Acl::new(self.allow.clone(), self.deny.clone())
+    }
+}
+
 /// clap value parser for durations (`250ms`, `2s`, bare seconds).
 pub fn duration(text: &str) -> Result<Duration, String> {
     crate::duration::parse(text)
@@ -160,7 +191,7 @@ pub fn timeout(text: &str) -> Result<Duration, String> {
 }
 
 const COMMANDS: &[&str] = &[
-    "connect", "listen", "serve", "scan", "bench", "sniff", "demo", "help",
+    "connect", "listen", "serve", "relay", "scan", "bench", "sniff", "demo", "help",
 ];
 
 /// Rewrites nc-style command lines: with no command named, `-l` (alone or in

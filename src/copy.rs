@@ -328,6 +328,15 @@ pub fn escape_bytes(bytes: &[u8], quote: Option<u8>) -> String {
     out
 }
 
+/// Where hexdumps go: stderr, or a file shared by every connection
+/// (`relay --log FILE`), locked per chunk so lines never interleave.
+#[derive(Clone, Debug, Default)]
+pub enum DumpSink {
+    #[default]
+    Stderr,
+    File(Arc<Mutex<std::fs::File>>),
+}
+
 /// A hexdump of one direction of a connection, as `hexdump -C` lays it
 /// out, each line prefixed with the direction (`>` sent, `<` received) and
 /// the peer when several are open.
@@ -339,6 +348,10 @@ pub struct HexDump {
     label: Option<String>,
     /// Offset of the next byte in this direction.
     offset: u64,
+    /// Prefix each line with the wall-clock time (`relay --hex`), so that
+    /// the two directions of an exchange can be put in order.
+    timestamps: bool,
+    sink: DumpSink,
 }
 
 impl HexDump {
@@ -348,13 +361,32 @@ impl HexDump {
             direction,
             label,
             offset: 0,
+            timestamps: false,
+            sink: DumpSink::Stderr,
         }
     }
 
-    /// Writes `data` to stderr as hexdump lines.
+    /// Lines prefixed with the time, written to `sink`.
+    #[must_use]
+    pub fn timestamped(mut self, sink: DumpSink) -> Self {
+        self.timestamps = true;
+        self.sink = sink;
+        self
+    }
+
+    /// Writes `data` as hexdump lines to stderr (or the sink).
     pub fn dump(&mut self, data: &[u8]) {
         let text = self.format(data);
-        let _ = io::stderr().lock().write_all(text.as_bytes());
+        match &self.sink {
+            DumpSink::Stderr => {
+                let _ = io::stderr().lock().write_all(text.as_bytes());
+            }
+            DumpSink::File(file) => {
+                if let Ok(mut file) = file.lock() {
+                    let _ = file.write_all(text.as_bytes());
+                }
+            }
+        }
     }
 
     /// The hexdump lines for `data`, continuing this direction's offset
@@ -362,7 +394,13 @@ impl HexDump {
     pub fn format(&mut self, data: &[u8]) -> String {
         use std::fmt::Write as _;
         let mut out = String::with_capacity(data.len() * 5);
+        let now = self
+            .timestamps
+            .then(|| humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string());
         for line in data.chunks(16) {
+            if let Some(now) = &now {
+                let _ = write!(out, "{now} ");
+            }
             if let Some(label) = &self.label {
                 let _ = write!(out, "[{label}] ");
             }

@@ -257,6 +257,116 @@ fn split_host_port(text: &str) -> Result<(&str, &str)> {
     }
 }
 
+/// One side of `relay`: an endpoint that listens for clients, one that is
+/// connected to once per client, or a local source of bytes. The relay's
+/// spellings extend the grammar above rather than repeating it:
+///
+/// ```text
+/// tcp-listen:[ADDR:]PORT  udp-listen:[ADDR:]PORT  unix-listen:PATH
+/// tcp://HOST:PORT  HOST:PORT  udp://HOST:PORT  unix:PATH
+/// stdio  -  exec:COMMAND  sh:COMMAND
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// `tcp-listen:`, `udp-listen:`, `unix-listen:`: accepts clients.
+    Listen(Endpoint),
+    /// `tcp://`, `HOST:PORT`, `udp://`, `unix:`: connected to per client.
+    Connect(Endpoint),
+    /// `stdio` or `-`: this process's stdin and stdout.
+    Stdio,
+    /// `exec:COMMAND`: a program started per client, its arguments split
+    /// as a shell would split them but with no shell involved.
+    Exec(Vec<String>),
+    /// `sh:COMMAND`: a command line run by `/bin/sh -c` per client.
+    Shell(String),
+}
+
+/// The address a listening side binds when only a port is given: loopback,
+/// as every netsmith server does unless told otherwise.
+const LISTEN_DEFAULT: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+impl Side {
+    /// Parses one side of a relay.
+    pub fn parse(text: &str) -> Result<Side> {
+        if text == "stdio" || text == "-" {
+            return Ok(Side::Stdio);
+        }
+        if let Some(command) = text.strip_prefix("exec:") {
+            let argv = shell_words::split(command).map_err(|_| {
+                Error::usage(format!(
+                    "unbalanced quotes in \"{text}\": close every ' and \" in the command"
+                ))
+            })?;
+            if argv.is_empty() {
+                return Err(Error::usage(format!(
+                    "empty command in \"{text}\": write exec:PROGRAM ARGS, for example exec:cat"
+                )));
+            }
+            return Ok(Side::Exec(argv));
+        }
+        if let Some(command) = text.strip_prefix("sh:") {
+            if command.trim().is_empty() {
+                return Err(Error::usage(format!(
+                    "empty command in \"{text}\": write sh:COMMAND, for example 'sh:date; cat'"
+                )));
+            }
+            return Ok(Side::Shell(command.to_string()));
+        }
+        if let Some(rest) = text.strip_prefix("tcp-listen:") {
+            return listen_inet(rest, Proto::Tcp).map(Side::Listen);
+        }
+        if let Some(rest) = text.strip_prefix("udp-listen:") {
+            return listen_inet(rest, Proto::Udp).map(Side::Listen);
+        }
+        if let Some(path) = text.strip_prefix("unix-listen:") {
+            return unix(path, false).map(Side::Listen);
+        }
+        if let Some((kind, _)) = text.split_once("-listen:") {
+            return Err(Error::usage(format!(
+                "unknown listening endpoint \"{kind}-listen:\" in \"{text}\": use tcp-listen:, udp-listen: or unix-listen:"
+            )));
+        }
+        Endpoint::parse(text, Proto::Tcp, PortZero::Refused).map(Side::Connect)
+    }
+
+    /// Whether this side accepts clients.
+    pub fn listens(&self) -> bool {
+        matches!(self, Side::Listen(_))
+    }
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Side::Listen(Endpoint::Inet { proto, host, port }) => {
+                write!(f, "{proto}-listen:{host}:{port}")
+            }
+            Side::Listen(Endpoint::Unix { path, .. }) => {
+                write!(f, "unix-listen:{}", path.display())
+            }
+            Side::Connect(endpoint) => write!(f, "{endpoint}"),
+            Side::Stdio => f.write_str("stdio"),
+            Side::Exec(argv) => write!(f, "exec:{}", shell_words::join(argv)),
+            Side::Shell(command) => write!(f, "sh:{command}"),
+        }
+    }
+}
+
+/// `[ADDR:]PORT` of a listening side; port 0 picks a free port.
+fn listen_inet(text: &str, proto: Proto) -> Result<Endpoint> {
+    let (host, port) = if text.contains(':') {
+        let (host, port) = split_host_port(text)?;
+        (parse_host(host)?, port)
+    } else {
+        (Host::Ip(LISTEN_DEFAULT), text)
+    };
+    Ok(Endpoint::Inet {
+        proto,
+        host,
+        port: parse_port(port, proto, PortZero::Allowed)?,
+    })
+}
+
 /// Parses a port list as `scan -p` takes it: `22,80,8000-8100`, service
 /// names (`http,ssh`), open-ended ranges (`-1024`, `60000-`), and `-` for
 /// every port. Returns the ports sorted, each once.
@@ -447,5 +557,96 @@ mod tests {
         assert!(err("22,,80").contains("empty item"));
         assert!(err("1-2-3").contains("invalid port"));
         assert!(err("nosuchservice").contains("unknown service"));
+    }
+}
+
+#[cfg(test)]
+mod side_tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn side(text: &str) -> Result<Side> {
+        Side::parse(text)
+    }
+
+    #[test]
+    fn listening_sides_default_to_loopback() {
+        let lo = Host::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        assert_eq!(
+            side("tcp-listen:8080").unwrap(),
+            Side::Listen(Endpoint::Inet {
+                proto: Proto::Tcp,
+                host: lo.clone(),
+                port: 8080
+            })
+        );
+        assert_eq!(
+            side("udp-listen:0.0.0.0:0").unwrap(),
+            Side::Listen(Endpoint::Inet {
+                proto: Proto::Udp,
+                host: Host::Ip(IpAddr::from([0, 0, 0, 0])),
+                port: 0
+            })
+        );
+        assert_eq!(
+            side("tcp-listen:[::1]:http").unwrap().to_string(),
+            "tcp-listen:[::1]:80"
+        );
+        assert_eq!(
+            side("unix-listen:/tmp/s").unwrap().to_string(),
+            "unix-listen:/tmp/s"
+        );
+        assert!(side("tcp-listen:8080").unwrap().listens());
+    }
+
+    #[test]
+    fn connecting_sides_use_the_endpoint_grammar() {
+        assert_eq!(
+            side("127.0.0.1:80").unwrap(),
+            Side::Connect(Endpoint::parse("127.0.0.1:80", Proto::Tcp, PortZero::Refused).unwrap())
+        );
+        assert_eq!(
+            side("udp://[::1]:53").unwrap().to_string(),
+            "udp://[::1]:53"
+        );
+        assert_eq!(side("unix:/s").unwrap().to_string(), "unix:/s");
+        assert_eq!(side("-").unwrap(), Side::Stdio);
+        assert_eq!(side("stdio").unwrap(), Side::Stdio);
+    }
+
+    #[test]
+    fn programs_split_without_a_shell() {
+        assert_eq!(
+            side("exec:wc -c").unwrap(),
+            Side::Exec(vec!["wc".into(), "-c".into()])
+        );
+        assert_eq!(
+            side(r#"exec:printf '%s\n' "a b""#).unwrap(),
+            Side::Exec(vec!["printf".into(), "%s\\n".into(), "a b".into()])
+        );
+        assert_eq!(
+            side("sh:date; cat").unwrap(),
+            Side::Shell("date; cat".into())
+        );
+        assert_eq!(side("exec:wc -c").unwrap().to_string(), "exec:wc -c");
+    }
+
+    #[test]
+    fn bad_sides_name_the_value() {
+        for (text, words) in [
+            ("exec:", "empty command"),
+            ("exec:'cat", "unbalanced quotes"),
+            ("sh: ", "empty command"),
+            ("tcp-listen:70000", "\"70000\""),
+            ("tcp-listen:", "missing port"),
+            ("tcp-listen:bad host:1", "\"bad host\""),
+            ("sctp-listen:1", "unknown listening endpoint"),
+            ("unix-listen:", "empty path"),
+            ("localhost", "missing port"),
+            ("127.0.0.1:0", "\"0\""),
+        ] {
+            let err = side(text).unwrap_err().to_string();
+            assert!(err.contains(words), "{text}: {err}");
+        }
     }
 }

@@ -11,7 +11,7 @@
 //! - [`session`]: a connection joined to stdin/stdout, with the one
 //!   end-of-stream (half-close) policy; [`datagram`]: the same for datagrams.
 //! - [`server`]: the accept loop, with its connection limit and EMFILE back-off.
-//! - [`connect`], [`listen`], [`serve`], [`scan`], [`bench`], [`sniff`], [`demo`]: the commands;
+//! - [`connect`], [`listen`], [`serve`], [`relay`], [`scan`], [`bench`], [`sniff`], [`demo`]: the commands;
 //!   [`acl`]: `--allow`/`--deny`.
 //! - [`error`]: the error type and the one mapping to exit statuses.
 
@@ -28,6 +28,7 @@ pub mod error;
 pub mod listen;
 pub mod logging;
 pub mod net;
+pub mod relay;
 pub mod scan;
 pub mod serve;
 pub mod server;
@@ -61,6 +62,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             Command::Connect(args) => connect::run(args.try_into()?).await,
             Command::Listen(args) => listen::run(listen::ListenConfig::new(args, cli.quiet)?).await,
             Command::Demo => demo::run().await,
+            Command::Relay(args) => relay::run(relay::RelayConfig::new(&args, cli.quiet)?).await,
             Command::Bench(args) => bench::run(args, cli.quiet).await,
             Command::Scan(args) => scan::run(args, cli.quiet).await,
             Command::Serve(_) | Command::Sniff(_) => Ok(()),

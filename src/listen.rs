@@ -219,7 +219,7 @@ async fn bind(cfg: &ListenConfig) -> Result<(Bound, Option<bind::SocketFile>)> {
 }
 
 /// The address to bind: a literal as given, or a name's first address.
-async fn bind_addr(resolve: &Resolve, host: &Host, port: u16) -> Result<SocketAddr> {
+pub(crate) async fn bind_addr(resolve: &Resolve, host: &Host, port: u16) -> Result<SocketAddr> {
     let addrs = resolve.addrs(host, port).await?;
     addrs
         .first()

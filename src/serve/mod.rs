@@ -20,14 +20,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use ipnet::IpNet;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::acl::{self, Acl};
-use crate::cli::{FamilyArgs, duration};
+use crate::acl::Acl;
+use crate::cli::{FamilyArgs, ServerArgs, duration};
 use crate::endpoint::{self, PortZero};
 use crate::error::{Error, Result};
 use crate::net::{Datagram, Listener, Peer, bind};
@@ -68,19 +67,8 @@ pub struct ServeArgs {
     pub bind: String,
     #[command(flatten)]
     pub family: FamilyArgs,
-    /// Most connections served at once, over all services (default: the
-    /// descriptor limit less 64).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub max_conns: Option<u32>,
-    /// Close a connection after this long without progress either way.
-    #[arg(short = 'i', long, value_name = "DUR", value_parser = crate::cli::timeout, default_value = "2m")]
-    pub idle_timeout: Duration,
-    /// Serve only clients in this block (repeatable).
-    #[arg(long, value_name = "CIDR", value_parser = acl::parse_cidr)]
-    pub allow: Vec<IpNet>,
-    /// Refuse clients in this block (repeatable; wins over --allow).
-    #[arg(long, value_name = "CIDR", value_parser = acl::parse_cidr)]
-    pub deny: Vec<IpNet>,
+    #[command(flatten)]
+    pub limits: ServerArgs,
     /// After Ctrl-C, how long open connections may take to finish.
     #[arg(long, value_name = "DUR", value_parser = duration, default_value = "5s")]
     pub grace: Duration,
@@ -186,9 +174,9 @@ impl ServeConfig {
             udp: if a.unix.is_some() { a.udp } else { !a.tcp },
             unix: a.unix,
             bind,
-            max_conns: a.max_conns.map(|n| n as usize),
-            idle: a.idle_timeout,
-            acl: Acl::new(a.allow, a.deny),
+            max_conns: a.limits.max_conns.map(|n| n as usize),
+            idle: a.limits.idle_timeout,
+            acl: a.limits.acl(),
             grace: a.grace,
             json: a.json,
             quotes: Arc::new(quotes),

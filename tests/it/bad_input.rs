@@ -277,6 +277,49 @@ const CASES: &[(&[&str], i32, &[&str])] = &[
         2,
         &["\"nosuchif0\"", "lo"],
     ),
+    (
+        &["relay", "tcp-listen:70000", "127.0.0.1:1"],
+        2,
+        &["\"70000\"", "1-65535"],
+    ),
+    (&["relay", "tcp-listen:0", "exec:"], 2, &["empty command"]),
+    (
+        &["relay", "tcp-listen:0", "exec:'cat"],
+        2,
+        &["unbalanced quotes"],
+    ),
+    (
+        &["relay", "sctp-listen:1", "127.0.0.1:1"],
+        2,
+        &["\"sctp-listen:\"", "tcp-listen:"],
+    ),
+    (
+        &["relay", "127.0.0.1:1", "tcp-listen:0"],
+        2,
+        &["\"tcp-listen:127.0.0.1:0\"", "FROM"],
+    ),
+    (
+        &["relay", "udp-listen:0", "127.0.0.1:1"],
+        2,
+        &["udp-listen:", "udp://"],
+    ),
+    (&["relay", "-", "stdio"], 2, &["both stdio"]),
+    (
+        &[
+            "relay",
+            "--log",
+            "/nonexistent-netsmith-dir/log",
+            "tcp-listen:0",
+            "127.0.0.1:1",
+        ],
+        2,
+        &["/nonexistent-netsmith-dir/log"],
+    ),
+    (
+        &["relay", "stdio", "exec:/nonexistent-netsmith-program"],
+        2,
+        &["cannot run /nonexistent-netsmith-program"],
+    ),
 ];
 
 #[test]
@@ -351,12 +394,13 @@ fn help_lists_only_working_commands_and_exit_codes() {
         "bench",
         "sniff",
         "demo",
+        "relay",
         "Exit status",
         "130",
     ] {
         assert!(text.contains(word), "--help lacks {word}\n{text}");
     }
-    for missing in ["relay", "resolve", "ping"] {
+    for missing in ["resolve", "ping"] {
         assert!(
             !text.contains(&format!("  {missing} ")),
             "--help offers {missing}, which does not exist yet\n{text}"

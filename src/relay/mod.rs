@@ -1,0 +1,473 @@
+//! `netsmith relay FROM TO`: socat-style forwarding between two endpoints.
+//!
+//! A listening FROM (`tcp-listen:`, `unix-listen:`) accepts many clients at
+//! once through the one accept loop ([`crate::server`]), each joined to its
+//! own new connection to TO (a socket, or a program started for it); a
+//! `udp-listen:` FROM keeps a session per client address ([`udp`]). Any
+//! other FROM (a socket to connect to, `stdio`, a program) is opened once
+//! and joined to TO once, and the command ends with that connection.
+//!
+//! Each direction is copied until EOF and then half-closed on the other
+//! side, so a request whose answer comes after the client's FIN works, and
+//! the connection ends when both directions have; when one side fails the
+//! other is closed and the reason logged (`-v`). TCP to TCP on Linux moves
+//! bytes with splice(2) ([`splice`]); everything else, and everything
+//! inspected with `--hex`, goes through the copy loop ([`crate::copy`]).
+//!
+//! Sides are opened as [`Io`] streams: a socket, or a boxed stream for
+//! programs and stdio, so another kind of stream is one more arm of
+//! [`open`] and of the listener match in [`run`].
+
+mod io;
+#[cfg(target_os = "linux")]
+mod splice;
+mod udp;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clap::Args;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::acl::Acl;
+use crate::cli::{FamilyArgs, ServerArgs};
+use crate::copy::{self, Activity, CopyError, DumpSink, HexDump, Tap};
+use crate::endpoint::{Endpoint, Side};
+use crate::error::{Error, Result};
+use crate::net::{Listener, Peer, Resolve, Stream, bind, dial};
+use crate::services::Proto;
+pub use io::Io;
+
+/// Pending connections the kernel queues on a listening FROM.
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// Descriptors kept free for everything that is not a relayed connection.
+const RESERVED_FDS: u64 = 64;
+
+/// Descriptors one relayed connection may hold: two sockets, and a pipe
+/// (two descriptors) per direction when spliced.
+const FDS_PER_CONN: u64 = 6;
+
+const AFTER_HELP: &str = "\
+Endpoints: tcp-listen:[ADDR:]PORT  udp-listen:[ADDR:]PORT  unix-listen:PATH
+           tcp://HOST:PORT or HOST:PORT  udp://HOST:PORT  unix:PATH
+           stdio or -  exec:COMMAND (no shell)  sh:COMMAND (/bin/sh -c)
+A listening FROM binds 127.0.0.1 unless ADDR is given and serves many clients at
+once, each with its own connection to TO (stdio as TO: one client). udp-listen:
+relays to udp:// only, one session per client address.
+
+Examples:
+  netsmith relay tcp-listen:8080 example.org:80
+  netsmith relay tcp-listen:2222 unix:/run/app.sock
+  netsmith relay tcp-listen:7000 'exec:wc -c'
+  netsmith relay --hex tcp-listen:8080 127.0.0.1:80";
+
+/// Arguments of `netsmith relay`.
+#[derive(Debug, Args)]
+#[command(after_help = AFTER_HELP)]
+pub struct RelayArgs {
+    /// Where clients come from (or the one side opened first).
+    #[arg(value_name = "FROM")]
+    pub from: String,
+    /// Where each client is relayed to.
+    #[arg(value_name = "TO")]
+    pub to: String,
+    #[command(flatten)]
+    pub limits: ServerArgs,
+    #[command(flatten)]
+    pub family: FamilyArgs,
+    /// Give up connecting to TO after DUR (the client is then closed).
+    #[arg(short = 'w', long = "timeout", value_name = "DUR", value_parser = crate::cli::timeout, default_value = "10s")]
+    pub timeout: Duration,
+    /// Hexdump both directions with timestamps and the connection (on stderr).
+    #[arg(long)]
+    pub hex: bool,
+    /// Write the --hex dump to FILE instead of stderr (implies --hex).
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// Copy through user space even where splice(2) applies (for comparison).
+    #[arg(long)]
+    pub no_splice: bool,
+}
+
+impl RelayArgs {
+    /// Whether the relay may serve many clients (and wants several threads).
+    pub fn serves_many(&self) -> bool {
+        Side::parse(&self.from).is_ok_and(|s| s.listens())
+    }
+}
+
+/// A validated `relay` command.
+#[derive(Debug)]
+pub struct RelayConfig {
+    pub from: Side,
+    pub to: Side,
+    pub resolve: Resolve,
+    /// `--max-conns`, or `None` for what the descriptor limit allows.
+    pub max_conns: Option<usize>,
+    pub idle: Duration,
+    pub acl: Acl,
+    /// How long a connection to TO may take.
+    pub timeout: Duration,
+    /// Where `--hex` dumps go, if anywhere.
+    pub hex: Option<DumpSink>,
+    /// Whether TCP to TCP may use splice(2).
+    pub splice: bool,
+    pub quiet: bool,
+}
+
+impl RelayConfig {
+    /// Validates `a`; `quiet` suppresses the "listening on" line.
+    pub fn new(a: &RelayArgs, quiet: bool) -> Result<Self> {
+        let from = Side::parse(&a.from)?;
+        let to = Side::parse(&a.to)?;
+        check_pair(&from, &to)?;
+        let hex = match &a.log {
+            Some(path) => {
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| Error::Local {
+                        what: format!("cannot open log file {}", path.display()),
+                        reason: crate::error::describe_io(&e),
+                    })?;
+                Some(DumpSink::File(Arc::new(Mutex::new(file))))
+            }
+            None => a.hex.then_some(DumpSink::Stderr),
+        };
+        Ok(RelayConfig {
+            from,
+            to,
+            resolve: a.family.resolve(),
+            max_conns: a.limits.max_conns.map(|n| n as usize),
+            idle: a.limits.idle_timeout,
+            acl: a.limits.acl(),
+            timeout: a.timeout,
+            hex,
+            splice: !a.no_splice,
+            quiet,
+        })
+    }
+}
+
+/// Refuses the pairs a relay cannot join, naming both sides.
+fn check_pair(from: &Side, to: &Side) -> Result<()> {
+    let udp = |s: &Side| {
+        matches!(
+            s,
+            Side::Listen(Endpoint::Inet {
+                proto: Proto::Udp,
+                ..
+            }) | Side::Connect(Endpoint::Inet {
+                proto: Proto::Udp,
+                ..
+            })
+        )
+    };
+    for side in [from, to] {
+        if let Side::Connect(Endpoint::Unix { datagram: true, .. }) = side {
+            return Err(Error::usage(format!(
+                "\"{side}\": relay joins Unix stream sockets only; use unix:PATH"
+            )));
+        }
+    }
+    if to.listens() {
+        return Err(Error::usage(format!(
+            "TO \"{to}\" listens: the listening side goes first, as FROM (relay FROM TO)"
+        )));
+    }
+    if *from == Side::Stdio && *to == Side::Stdio {
+        return Err(Error::usage(
+            "FROM and TO are both stdio: one of them must be another endpoint",
+        ));
+    }
+    match (udp(from), udp(to)) {
+        (false, false) => Ok(()),
+        (true, true) if from.listens() => Ok(()),
+        _ => Err(Error::usage(format!(
+            "\"{from}\" to \"{to}\": a UDP relay goes from udp-listen:[ADDR:]PORT to udp://HOST:PORT"
+        ))),
+    }
+}
+
+/// Runs the relay: until interrupted for a listening FROM, else until its
+/// one connection ends.
+pub async fn run(cfg: RelayConfig) -> Result<()> {
+    let cfg = Arc::new(cfg);
+    let Side::Listen(endpoint) = &cfg.from else {
+        let a = open(&cfg.from, &cfg).await?;
+        let b = open(&cfg.to, &cfg).await?;
+        let label = cfg.from.to_string();
+        let (up, down) = join(a, b, &cfg, &label).await?;
+        tracing::info!("done: {up} bytes to {}, {down} bytes back", cfg.to);
+        return Ok(());
+    };
+    let fd_limit = crate::net::raise_fd_limit();
+    let max = cfg
+        .max_conns
+        .unwrap_or_else(|| (fd_limit.saturating_sub(RESERVED_FDS) / FDS_PER_CONN).max(16) as usize);
+    tracing::info!("descriptor limit {fd_limit}, relaying at most {max} connections at once");
+    match endpoint {
+        Endpoint::Inet { proto, host, port } => {
+            let addr = crate::listen::bind_addr(&cfg.resolve, host, *port).await?;
+            if *proto == Proto::Udp {
+                let socket = bind::udp(addr)?;
+                let local = socket.local_addr().unwrap_or(addr);
+                announce(&cfg, &format!("udp://{local}"));
+                let Side::Connect(target) = &cfg.to else {
+                    return Err(Error::usage("udp-listen: relays to udp://HOST:PORT only"));
+                };
+                return udp::serve(socket, target.clone(), cfg.clone(), max).await;
+            }
+            let listener = bind::tcp(addr, LISTEN_BACKLOG)?;
+            let local = listener.local_addr().unwrap_or(addr);
+            announce(&cfg, &local.to_string());
+            serve(&listener, &cfg, max).await
+        }
+        Endpoint::Unix { path, .. } => {
+            let (listener, _file) = bind::unix(path, LISTEN_BACKLOG)?;
+            announce(&cfg, &format!("unix:{}", path.display()));
+            serve(&listener, &cfg, max).await
+        }
+    }
+}
+
+/// The "listening on" line, and for a program as TO, who may now run it.
+fn announce(cfg: &RelayConfig, local: &str) {
+    if !cfg.quiet {
+        eprintln!("listening on {local}");
+    }
+    let program = match &cfg.to {
+        Side::Exec(argv) => argv.first().cloned(),
+        Side::Shell(_) => Some("/bin/sh".to_string()),
+        _ => None,
+    };
+    if let Some(program) = program {
+        eprintln!(
+            "warning: every client of {local} can run {program} ({}), as this user",
+            cfg.to
+        );
+    }
+}
+
+/// Accepts clients and relays each to a new connection to TO. With stdio
+/// as TO there is one stdin and one stdout, so one client, then the end.
+async fn serve(listener: &Listener, cfg: &Arc<RelayConfig>, max: usize) -> Result<()> {
+    let next_id = Arc::new(AtomicU64::new(1));
+    if cfg.to == Side::Stdio {
+        loop {
+            let (stream, peer) = listener
+                .accept()
+                .await
+                .map_err(|e| Error::io("accept a connection", &e))?;
+            if admitted(cfg, &peer) {
+                let to = open(&cfg.to, cfg).await?;
+                return join(Io::Net(stream), to, cfg, &format!("#1 {peer}"))
+                    .await
+                    .map(|_| ());
+            }
+        }
+    }
+    let limit = Arc::new(Semaphore::new(max));
+    let (tracker, forever) = (TaskTracker::new(), CancellationToken::new());
+    crate::server::accept_loop(listener, limit, &tracker, &forever, |stream, peer| {
+        if !admitted(cfg, &peer) {
+            return None;
+        }
+        let id = next_id.fetch_add(1, Ordering::Relaxed);
+        Some(client(stream, peer, id, cfg.clone()))
+    })
+    .await;
+    Ok(())
+}
+
+/// Whether `--allow`/`--deny` admit `peer` (Unix peers always are).
+fn admitted(cfg: &RelayConfig, peer: &Peer) -> bool {
+    let ok = match peer {
+        Peer::Inet(addr) => cfg.acl.admits(addr.ip()),
+        Peer::Unix(_) => true,
+    };
+    if !ok {
+        tracing::info!("refused {peer}: not allowed");
+    }
+    ok
+}
+
+/// Relays one accepted client: opens TO for it and joins the two. A TO
+/// that cannot be opened closes the client; the relay goes on.
+async fn client(stream: Stream, peer: Peer, id: u64, cfg: Arc<RelayConfig>) {
+    tracing::info!("#{id} connection from {peer}");
+    let to = match open(&cfg.to, &cfg).await {
+        Ok(to) => to,
+        Err(e) => {
+            tracing::warn!("#{id} {peer}: {e}; client closed");
+            return;
+        }
+    };
+    match join(Io::Net(stream), to, &cfg, &format!("#{id} {peer}")).await {
+        Ok((up, down)) => {
+            tracing::info!("#{id} closed: {up} bytes to {}, {down} bytes back", cfg.to);
+        }
+        Err(e) => tracing::info!("#{id} ended: {e}; both sides closed"),
+    }
+}
+
+/// Opens a side that is not a listener: connects, or starts a program.
+async fn open(side: &Side, cfg: &RelayConfig) -> Result<Io> {
+    match side {
+        Side::Connect(
+            target @ Endpoint::Inet {
+                proto: Proto::Tcp,
+                host,
+                port,
+            },
+        ) => {
+            let addrs = cfg.resolve.addrs(host, *port).await?;
+            let stream = dial::tcp(&target.to_string(), &addrs, None, cfg.timeout).await?;
+            // Relayed round trips must not wait for Nagle's delayed ACKs.
+            let _ = stream.set_nodelay(true);
+            Ok(Io::Net(Stream::Tcp(stream)))
+        }
+        Side::Connect(Endpoint::Unix {
+            path,
+            datagram: false,
+        }) => dial::unix(path).await.map(Io::Net),
+        Side::Exec(argv) => io::exec(argv),
+        Side::Shell(line) => io::shell(line),
+        Side::Stdio => Ok(io::stdio()),
+        Side::Listen(_) | Side::Connect(_) => Err(Error::usage(format!(
+            "\"{side}\" cannot be opened as one stream"
+        ))),
+    }
+}
+
+/// Joins `a` (the client, or FROM) and `b` (TO) until both directions
+/// have ended; returns the bytes moved each way. `label` names the
+/// connection in dumps.
+async fn join(a: Io, b: Io, cfg: &RelayConfig, label: &str) -> Result<(u64, u64)> {
+    if let Io::Net(Stream::Tcp(client)) = &a {
+        let _ = client.set_nodelay(true);
+    }
+    let activity = Arc::new(Activity::default());
+    let (from, to) = (cfg.from.to_string(), cfg.to.to_string());
+    #[cfg(target_os = "linux")]
+    if cfg.splice
+        && cfg.hex.is_none()
+        && let (Io::Net(Stream::Tcp(x)), Io::Net(Stream::Tcp(y))) = (&a, &b)
+    {
+        let fwd = splice::pump(x, y, &activity);
+        let back = splice::pump(y, x, &activity);
+        return finish(fwd, back, &activity, cfg.idle, &from, &to).await;
+    }
+    let (mut a_rd, mut a_wr) = tokio::io::split(a.boxed());
+    let (mut b_rd, mut b_wr) = tokio::io::split(b.boxed());
+    let dump = |direction| {
+        cfg.hex
+            .as_ref()
+            .map(|sink| HexDump::new(direction, Some(label.to_string())).timestamped(sink.clone()))
+    };
+    let mut fwd_tap = Tap::new(false, dump('>'), Some(activity.clone()));
+    let mut back_tap = Tap::new(false, dump('<'), Some(activity.clone()));
+    let fwd = async {
+        let n = copy::pump(&mut a_rd, &mut b_wr, &mut fwd_tap).await?;
+        b_wr.shutdown().await.map_err(CopyError::Write)?;
+        Ok(n)
+    };
+    let back = async {
+        let n = copy::pump(&mut b_rd, &mut a_wr, &mut back_tap).await?;
+        a_wr.shutdown().await.map_err(CopyError::Write)?;
+        Ok(n)
+    };
+    finish(fwd, back, &activity, cfg.idle, &from, &to).await
+}
+
+/// Waits for both directions; the first failure, or `idle` without a byte
+/// either way, ends both (the caller drops, and so closes, both sides).
+async fn finish<F, B>(
+    fwd: F,
+    back: B,
+    activity: &Activity,
+    idle: Duration,
+    from: &str,
+    to: &str,
+) -> Result<(u64, u64)>
+where
+    F: Future<Output = std::result::Result<u64, CopyError>>,
+    B: Future<Output = std::result::Result<u64, CopyError>>,
+{
+    tokio::pin!(fwd, back);
+    let (mut up, mut down) = (None, None);
+    loop {
+        tokio::select! {
+            r = &mut fwd, if up.is_none() => up = Some(r.map_err(|e| failure(e, from, to))?),
+            r = &mut back, if down.is_none() => down = Some(r.map_err(|e| failure(e, to, from))?),
+            () = activity.idle_for(idle) => {
+                return Err(Error::Network {
+                    what: format!("relay {from} to {to}"),
+                    reason: format!(
+                        "idle for {}, closed (--idle-timeout)",
+                        crate::duration::show(idle)
+                    ),
+                });
+            }
+        }
+        if let (Some(up), Some(down)) = (up, down) {
+            return Ok((up, down));
+        }
+    }
+}
+
+/// Names the side that failed: a read fails on the source, a write on the
+/// destination.
+fn failure(e: CopyError, src: &str, dst: &str) -> Error {
+    match e {
+        CopyError::Read(e) => Error::io(format!("read from {src}"), &e),
+        CopyError::Write(e) => Error::io(format!("write to {dst}"), &e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(from: &str, to: &str) -> Result<()> {
+        check_pair(&Side::parse(from)?, &Side::parse(to)?)
+    }
+
+    #[test]
+    fn pairs_a_relay_can_join() {
+        for (from, to) in [
+            ("tcp-listen:0", "127.0.0.1:1"),
+            ("tcp-listen:0", "unix:/s"),
+            ("unix-listen:/s", "exec:cat"),
+            ("udp-listen:0", "udp://127.0.0.1:1"),
+            ("stdio", "127.0.0.1:1"),
+            ("exec:cat", "127.0.0.1:1"),
+            ("tcp-listen:0", "-"),
+        ] {
+            assert!(pair(from, to).is_ok(), "{from} {to}");
+        }
+    }
+
+    #[test]
+    fn pairs_a_relay_refuses_say_why() {
+        for (from, to, words) in [
+            ("127.0.0.1:1", "tcp-listen:0", "goes first"),
+            ("udp-listen:0", "127.0.0.1:1", "UDP relay"),
+            ("tcp-listen:0", "udp://127.0.0.1:1", "UDP relay"),
+            ("udp://127.0.0.1:1", "udp://127.0.0.1:2", "UDP relay"),
+            ("stdio", "-", "both stdio"),
+            ("tcp-listen:0", "unixgram:/s", "stream sockets only"),
+        ] {
+            let err = pair(from, to).unwrap_err().to_string();
+            assert!(err.contains(words), "{from} {to}: {err}");
+        }
+    }
+}

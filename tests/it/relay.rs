@@ -1,0 +1,356 @@
+//! `netsmith relay`: random payloads through every kind of endpoint pair,
+//! compared by SHA-256 after a half-close, several clients at once, a
+//! target that refuses, the limits (`--allow`/`--deny`, `--max-conns`), and
+//! the `--hex` inspector. Targets are `netsmith serve echo` (TCP, UDP,
+//! Unix) and programs; every relay binds port 0 and every wait is bounded.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream, UdpSocket};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::util::{self, Proc, WAIT};
+
+/// How long a test waits to prove that nothing arrives.
+const SILENCE: Duration = Duration::from_millis(300);
+
+/// A `netsmith serve echo` on a free port: (process, address without scheme).
+fn echo(transport: &str) -> (Proc, String) {
+    let mut proc = util::spawn(&["serve", "echo=0", transport, "--udp-rate", "0"]);
+    let addrs = proc.listening_services(1);
+    let addr = addrs.into_values().next().expect("one socket");
+    (proc, addr)
+}
+
+/// A Unix-socket echo server in `dir`: (process, socket path).
+fn unix_echo(dir: &Path) -> (Proc, String) {
+    let mut proc = util::spawn(&["serve", "echo", "--unix", dir.to_str().unwrap()]);
+    let addrs = proc.listening_services(1);
+    (proc, addrs.into_values().next().expect("one socket"))
+}
+
+/// Starts `netsmith relay ARGS` and waits for its "listening on" line;
+/// returns the process and the address (or path) it listens on.
+fn relay(args: &[&str]) -> (Proc, String) {
+    let mut command = vec!["-v", "relay"];
+    command.extend_from_slice(args);
+    let mut proc = util::spawn(&command);
+    let addr = proc.listening();
+    let addr = addr
+        .strip_prefix("udp://")
+        .or_else(|| addr.strip_prefix("unix:"))
+        .unwrap_or(&addr)
+        .to_string();
+    (proc, addr)
+}
+
+/// Connects to `addr`, sends `data` from another thread, half-closes, and
+/// reads everything until the relay closes; returns what came back.
+fn exchange(addr: &str, data: &[u8]) -> Vec<u8> {
+    let stream = TcpStream::connect(addr).expect("connect to the relay");
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let data = data.to_vec();
+    let sender = std::thread::spawn(move || {
+        writer.write_all(&data).expect("send");
+        writer.shutdown(Shutdown::Write).expect("half-close");
+    });
+    let mut back = Vec::new();
+    (&stream).read_to_end(&mut back).expect("read to EOF");
+    sender.join().unwrap();
+    back
+}
+
+/// Connects to `addr` and expects the relay to close the connection
+/// without sending anything (a FIN, or a reset).
+#[track_caller]
+fn closed_without_a_byte(addr: &str) {
+    let mut stream = TcpStream::connect(addr).expect("connect to the relay");
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let mut buf = [0u8; 16];
+    match stream.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("expected the relay to close the client, got {other:?}"),
+    }
+}
+
+#[track_caller]
+fn same(got: &[u8], want: &[u8]) {
+    assert_eq!(got.len(), want.len(), "length differs");
+    assert_eq!(util::sha256(got), util::sha256(want));
+}
+
+#[test]
+fn tcp_to_tcp_carries_payloads_of_several_clients_at_once() {
+    let (_echo, target) = echo("--tcp");
+    for extra in [&[][..], &["--no-splice"][..]] {
+        let mut args = vec!["tcp-listen:0", target.as_str()];
+        args.extend_from_slice(extra);
+        let (_relay, port) = relay(&args);
+        let addr = port.clone();
+        let clients: Vec<_> = (0..4)
+            .map(|_| {
+                let addr = addr.clone();
+                std::thread::spawn(move || {
+                    let data = util::random_bytes(4 << 20);
+                    let back = exchange(&addr, &data);
+                    same(&back, &data);
+                })
+            })
+            .collect();
+        for c in clients {
+            c.join().expect("a client failed");
+        }
+    }
+}
+
+#[test]
+fn tcp_to_unix_carries_a_payload() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_echo, path) = unix_echo(dir.path());
+    let (_relay, port) = relay(&["tcp-listen:0", &format!("unix:{path}")]);
+    let data = util::random_bytes(8 << 20);
+    same(&exchange(&port, &data), &data);
+}
+
+#[test]
+fn unix_listen_to_tcp_carries_a_payload() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_echo, target) = echo("--tcp");
+    let path = dir.path().join("relay.sock");
+    let (_relay, _) = relay(&[&format!("unix-listen:{}", path.display()), &target]);
+    let stream = UnixStream::connect(&path).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let data = util::random_bytes(2 << 20);
+    let mut writer = stream.try_clone().unwrap();
+    let sent = data.clone();
+    let sender = std::thread::spawn(move || {
+        writer.write_all(&sent).unwrap();
+        writer.shutdown(Shutdown::Write).unwrap();
+    });
+    let mut back = Vec::new();
+    (&stream).read_to_end(&mut back).unwrap();
+    sender.join().unwrap();
+    same(&back, &data);
+}
+
+#[test]
+fn udp_clients_at_once_each_get_their_own_replies() {
+    let (_echo, target) = echo("--udp");
+    let (_relay, addr) = relay(&["udp-listen:0", &format!("udp://{target}")]);
+    let clients: Vec<_> = (0..2)
+        .map(|_| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+                socket
+                    .set_read_timeout(Some(Duration::from_secs(2)))
+                    .unwrap();
+                socket.connect(&addr).unwrap();
+                let (mut sent, mut got) = (Vec::new(), Vec::new());
+                let mut buf = [0u8; 2048];
+                for _ in 0..200 {
+                    let datagram = util::random_bytes(1000);
+                    socket.send(&datagram).unwrap();
+                    let n = socket.recv(&mut buf).expect("a reply within 2 s");
+                    sent.extend_from_slice(&datagram);
+                    got.extend_from_slice(&buf[..n]);
+                }
+                same(&got, &sent);
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().expect("a UDP client failed");
+    }
+}
+
+#[test]
+fn udp_sessions_expire_after_the_idle_time() {
+    let (_echo, target) = echo("--udp");
+    let (mut relay, addr) = relay(&["-i", "300ms", "udp-listen:0", &format!("udp://{target}")]);
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_read_timeout(Some(WAIT)).unwrap();
+    socket.send_to(b"ping", &addr).unwrap();
+    let mut buf = [0u8; 16];
+    let n = socket.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"ping");
+    relay.wait_stderr("session closed");
+    socket.send_to(b"again", &addr).unwrap();
+    let n = socket.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"again");
+    relay.wait_stderr("#2 ");
+}
+
+#[test]
+fn exec_cat_echoes_a_payload() {
+    let (relay_proc, port) = relay(&["tcp-listen:0", "exec:cat"]);
+    let data = util::random_bytes(4 << 20);
+    same(&exchange(&port, &data), &data);
+    let out = relay_proc.kill();
+    assert!(
+        out.stderr.contains("can run cat (exec:cat)"),
+        "no warning about the program:\n{}",
+        out.dump()
+    );
+}
+
+#[test]
+fn exec_wc_counts_after_the_half_close() {
+    let (_relay, port) = relay(&["tcp-listen:0", "exec:wc -c"]);
+    let data = util::random_bytes(3_000_001);
+    let back = exchange(&port, &data);
+    assert_eq!(String::from_utf8_lossy(&back).trim(), "3000001");
+}
+
+#[test]
+fn sh_runs_a_command_line_per_client() {
+    let (_relay, port) = relay(&["tcp-listen:0", "sh:cat; printf done"]);
+    let data = util::random_bytes(1 << 20);
+    let mut want = data.clone();
+    want.extend_from_slice(b"done");
+    for _ in 0..2 {
+        same(&exchange(&port, &data), &want);
+    }
+}
+
+#[test]
+fn stdio_to_tcp_is_one_connection() {
+    let (_echo, target) = echo("--tcp");
+    let data = util::random_bytes(4 << 20);
+    let out = util::run(&["relay", "stdio", &format!("tcp://{target}")], &data);
+    out.ok();
+    same(&out.stdout, &data);
+    let out = util::run(&["relay", "-", &target], b"hello\n");
+    out.ok();
+    assert_eq!(out.stdout, b"hello\n");
+}
+
+#[test]
+fn a_program_as_from_is_one_connection() {
+    let (_echo, target) = echo("--tcp");
+    let out = util::run(&["relay", "sh:printf hello", &target], b"");
+    out.ok();
+    // What came back from the echo server went to the program's stdin,
+    // which printed nothing more: the relay ends when both directions have.
+    assert!(out.stdout.is_empty(), "{}", out.dump());
+}
+
+#[test]
+fn tcp_listen_to_stdio_serves_one_client() {
+    let (mut proc, port) = relay(&["tcp-listen:0", "stdio"]);
+    proc.close_stdin();
+    let data = util::random_bytes(2 << 20);
+    let back = exchange(&port, &data);
+    assert!(back.is_empty(), "stdin was empty");
+    let out = proc.wait_exit(WAIT);
+    out.ok();
+    same(&out.stdout, &data);
+}
+
+#[test]
+fn a_refusing_target_closes_the_client_and_the_relay_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("echo.sock");
+    let (mut relay, port) = relay(&["tcp-listen:0", &format!("unix:{}", path.display())]);
+    let addr = port.clone();
+    // No server yet: the client is closed without a byte.
+    closed_without_a_byte(&addr);
+    relay.wait_stderr("client closed");
+    // Once the target exists, the same relay serves the next client.
+    let (_echo, _) = unix_echo(dir.path());
+    let data = util::random_bytes(1 << 20);
+    same(&exchange(&addr, &data), &data);
+}
+
+#[test]
+fn refused_tcp_target_is_logged_and_the_relay_goes_on() {
+    let closed = util::free_port();
+    let (mut relay, port) = relay(&["tcp-listen:0", &format!("127.0.0.1:{closed}")]);
+    for _ in 0..2 {
+        closed_without_a_byte(&port);
+        let line = relay.wait_stderr("client closed");
+        assert!(line.contains("refused"), "{line}");
+    }
+}
+
+#[test]
+fn deny_and_allow_choose_the_clients() {
+    let (_echo, target) = echo("--tcp");
+    for args in [&["--deny", "127.0.0.1"][..], &["--allow", "10.0.0.0/8"][..]] {
+        let mut all = args.to_vec();
+        all.extend(["tcp-listen:0", target.as_str()]);
+        let (mut relay, port) = relay(&all);
+        closed_without_a_byte(&port);
+        relay.wait_stderr("not allowed");
+    }
+    let (_relay, port) = relay(&["--allow", "127.0.0.0/8", "tcp-listen:0", &target]);
+    assert_eq!(exchange(&port, b"hello"), b"hello");
+}
+
+#[test]
+fn max_conns_makes_the_next_client_wait() {
+    let (_echo, target) = echo("--tcp");
+    let (_relay, port) = relay(&["--max-conns", "1", "tcp-listen:0", &target]);
+    let addr = port.clone();
+    let mut first = TcpStream::connect(&addr).unwrap();
+    first.set_read_timeout(Some(WAIT)).unwrap();
+    first.write_all(b"a").unwrap();
+    let mut buf = [0u8; 1];
+    first.read_exact(&mut buf).unwrap();
+    let mut second = TcpStream::connect(&addr).unwrap();
+    second.write_all(b"b").unwrap();
+    second.set_read_timeout(Some(SILENCE)).unwrap();
+    assert!(
+        second.read(&mut buf).is_err(),
+        "the second client was served while the first held the only slot"
+    );
+    drop(first);
+    second.set_read_timeout(Some(WAIT)).unwrap();
+    second.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"b");
+}
+
+#[test]
+fn hex_dumps_both_directions_with_time_and_connection() {
+    let (_echo, target) = echo("--tcp");
+    let (relay_proc, port) = relay(&["--hex", "tcp-listen:0", &target]);
+    assert_eq!(exchange(&port, b"hello"), b"hello");
+    std::thread::sleep(SILENCE);
+    let out = relay_proc.kill();
+    let sent = out
+        .stderr
+        .lines()
+        .find(|l| l.contains("> 00000000"))
+        .unwrap_or_else(|| panic!("no dump of the sent bytes\n{}", out.dump()));
+    assert!(sent.contains("[#1 127.0.0.1:"), "{sent}");
+    assert!(
+        sent.contains("68 65 6c 6c 6f") && sent.ends_with("|hello|"),
+        "{sent}"
+    );
+    assert!(
+        sent.starts_with("20") && sent.contains('T'),
+        "no timestamp: {sent}"
+    );
+    assert!(out.stderr.contains("< 00000000"), "{}", out.dump());
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("dump.log");
+    let (relay_proc, port) = relay(&["--log", log.to_str().unwrap(), "tcp-listen:0", &target]);
+    assert_eq!(exchange(&port, b"hi"), b"hi");
+    std::thread::sleep(SILENCE);
+    let out = relay_proc.kill();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("> 00000000  68 69"), "{text}");
+    assert!(!out.stderr.contains("00000000"), "{}", out.dump());
+}
+
+#[test]
+fn idle_connections_are_closed() {
+    let (_echo, target) = echo("--tcp");
+    let (mut relay, port) = relay(&["-i", "300ms", "tcp-listen:0", &target]);
+    closed_without_a_byte(&port);
+    relay.wait_stderr("idle for 300ms");
+}
