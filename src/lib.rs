@@ -10,6 +10,8 @@
 //! - [`copy`]: the copy loop every byte goes through.
 //! - [`session`]: a connection joined to stdin/stdout, with the one
 //!   end-of-stream (half-close) policy; [`datagram`]: the same for datagrams.
+//! - [`tls`]: TLS client connector and server acceptor (rustls), turning
+//!   any stream into an encrypted one.
 //! - [`server`]: the accept loop, with its connection limit and EMFILE back-off.
 //! - [`connect`], [`listen`], [`serve`], [`scan`], [`bench`], [`demo`]: the commands;
 //!   [`acl`]: `--allow`/`--deny`.
@@ -34,6 +36,7 @@ pub mod server;
 pub mod services;
 pub mod session;
 pub mod stdio;
+pub mod tls;
 
 pub use error::{Error, Result};
 

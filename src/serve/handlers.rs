@@ -120,6 +120,9 @@ impl Ctx {
         transport: &str,
     ) -> Option<(Stream, Vec<u8>)> {
         let answer = self.answer(b"").unwrap_or_default();
+        if stream.is_tls() {
+            return Some((stream, answer.into_owned()));
+        }
         let sent = match stream.try_write(&answer) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
@@ -159,7 +162,11 @@ impl Ctx {
 
     /// Counts and logs a connection's failure.
     fn failed(&self, result: io::Result<()>, peer: &impl std::fmt::Display, transport: &str) {
-        if let Err(e) = result {
+        // A TLS client that closes without close_notify has still had
+        // its answer: for a service that is a plain close.
+        if let Err(e) = result
+            && !crate::tls::is_truncation(&e)
+        {
             Stats::add(&self.stats.errors, 1);
             tracing::info!(
                 "{peer} ({}/{transport}): {}",
@@ -243,7 +250,8 @@ impl Ctx {
     async fn one_shot(&self, mut stream: Stream, rest: &[u8]) -> io::Result<()> {
         stream.write_all(rest).await?;
         Stats::add(&self.stats.bytes_out, rest.len() as u64);
-        if !self.heard(&stream)? {
+        // TLS cannot peek: it always ends with close_notify and the linger.
+        if !stream.is_tls() && !self.heard(&stream)? {
             return Ok(());
         }
         // The client sent a request: linger (briefly) for its close, as

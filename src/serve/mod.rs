@@ -99,6 +99,8 @@ pub struct ServeArgs {
     /// UDP replies per second to one source address (0: no limit).
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub udp_rate: u32,
+    #[command(flatten)]
+    pub tls: crate::tls::ServerArgs,
 }
 
 /// A validated `serve` command.
@@ -120,6 +122,8 @@ pub struct ServeConfig {
     pub daytime: DaytimeFormat,
     pub udp_rate: u32,
     pub quiet: bool,
+    /// TLS on every stream connection (`--tls`; no UDP then).
+    pub tls: Option<crate::tls::Acceptor>,
 }
 
 impl ServeConfig {
@@ -180,10 +184,20 @@ impl ServeConfig {
                 "--text is longer than one datagram can carry (65,507 bytes)",
             ));
         }
+        if a.tls.tls && a.udp {
+            return Err(Error::usage(
+                "TLS runs over streams: drop --udp or --tls (with --tls, services are TCP only)",
+            ));
+        }
+        let tls = a.tls.acceptor(&[bind.to_string()], quiet)?;
         Ok(ServeConfig {
             services,
             tcp: if a.unix.is_some() { a.tcp } else { !a.udp },
-            udp: if a.unix.is_some() { a.udp } else { !a.tcp },
+            udp: if a.unix.is_some() || tls.is_some() {
+                a.udp
+            } else {
+                !a.tcp
+            },
             unix: a.unix,
             bind,
             max_conns: a.max_conns.map(|n| n as usize),
@@ -196,6 +210,7 @@ impl ServeConfig {
             daytime: a.daytime_format,
             udp_rate: a.udp_rate,
             quiet,
+            tls,
         })
     }
 }
@@ -237,10 +252,11 @@ fn bind_all(cfg: &ServeConfig) -> Result<Bound> {
         if cfg.tcp {
             let listener = bind::tcp(addr, LISTEN_BACKLOG)?;
             let local = listener.local_addr().unwrap_or(addr);
-            announce(cfg, &local.to_string(), svc, "tcp");
+            let transport = if cfg.tls.is_some() { "tls" } else { "tcp" };
+            announce(cfg, &local.to_string(), svc, transport);
             bound
                 .sockets
-                .push((ctx.clone(), Socket::Stream(listener, "tcp")));
+                .push((ctx.clone(), Socket::Stream(listener, transport)));
         }
         if cfg.udp {
             let socket = bind::udp(addr)?;
@@ -290,8 +306,13 @@ pub async fn run(cfg: ServeConfig, stop: CancellationToken) -> Result<String> {
         match socket {
             Socket::Stream(listener, transport) => {
                 let (limit, connections) = (limit.clone(), connections.clone());
+                let tls = cfg.tls.clone();
                 loops.spawn(async move {
-                    accept(&listener, transport, &ctx, &acl, limit, &connections, &stop).await;
+                    let on = Accepting {
+                        transport,
+                        tls: tls.as_ref(),
+                    };
+                    accept(&listener, on, &ctx, &acl, limit, &connections, &stop).await;
                 });
             }
             Socket::Datagram(socket) => {
@@ -323,16 +344,23 @@ pub async fn run(cfg: ServeConfig, stop: CancellationToken) -> Result<String> {
     Ok(stats::report(&totals, cfg.json))
 }
 
+/// How a listener's clients arrive: its transport's name, and TLS.
+struct Accepting<'a> {
+    transport: &'static str,
+    tls: Option<&'a crate::tls::Acceptor>,
+}
+
 /// Serves one stream listener of one service until `stop`.
 async fn accept(
     listener: &Listener,
-    transport: &'static str,
+    on: Accepting<'_>,
     ctx: &Arc<Ctx>,
     acl: &Acl,
     limit: Arc<Semaphore>,
     connections: &TaskTracker,
     stop: &CancellationToken,
 ) {
+    let transport = on.transport;
     crate::server::accept_loop(listener, limit, connections, stop, |stream, peer| {
         let admitted = match &peer {
             Peer::Inet(addr) => acl.admits(addr.ip()),
@@ -345,8 +373,10 @@ async fn accept(
         }
         Stats::add(&ctx.stats.connections, 1);
         tracing::info!("connection from {peer} ({}/{transport})", ctx.service);
-        // A one-shot answer is served here when it needs no waiting.
-        let (stream, rest) = if ctx.service.is_one_shot() {
+        // A one-shot answer is served here when it needs no waiting (with
+        // TLS it always needs the handshake first).
+        let tls = on.tls.cloned();
+        let (stream, rest) = if ctx.service.is_one_shot() && tls.is_none() {
             let (stream, rest) = ctx.serve_now(stream, &peer, transport)?;
             (stream, Some(rest))
         } else {
@@ -354,6 +384,16 @@ async fn accept(
         };
         let ctx = ctx.clone();
         Some(async move {
+            let stream = match tls {
+                Some(tls) => match tls.accept(stream, &peer.to_string()).await {
+                    Ok(stream) => stream,
+                    Err(e) => {
+                        Stats::add(&ctx.stats.errors, 1);
+                        return tracing::info!("{e}");
+                    }
+                },
+                None => stream,
+            };
             match rest {
                 Some(rest) => ctx.serve_rest(stream, rest, &peer, transport).await,
                 None => ctx.serve(stream, &peer, transport).await,
