@@ -12,3 +12,4 @@ mod listen;
 mod scan;
 mod seeds;
 mod serve;
+mod tls;
