@@ -24,13 +24,26 @@
 # more than MAX_OTHER CPUs busy during it. Each tool process is bounded by
 # `timeout` (TIMEOUT seconds) and timed by /usr/bin/time (user+sys CPU).
 # Raw runs go to bench/results/pipe.json. MB is 10^6 bytes.
+#
+# TLS=1 (what bench/tls.sh sets) measures the same transfer over TLS:
+# netsmith's listen --tls / connect --tls, socat's OPENSSL-LISTEN/OPENSSL
+# and ncat --ssl (OpenBSD nc has no TLS), each server with one self-signed
+# ECDSA P-256 certificate made by openssl at start and each client
+# verifying it; raw runs then go to bench/results/tls.json.
 
 set -euo pipefail
 export LC_ALL=C # a '.' in $EPOCHREALTIME and in awk's numbers
 
 REPS=${REPS:-3}
 SIZE=${SIZE:-$((1 << 30))}
-TOOLS=${TOOLS:-"netsmith nc ncat socat"}
+TLS=${TLS:-}
+if [[ -n $TLS ]]; then
+    TOOLS=${TOOLS:-"netsmith ncat socat"}
+    NAME=tls
+else
+    TOOLS=${TOOLS:-"netsmith nc ncat socat"}
+    NAME=pipe
+fi
 TIMEOUT=${TIMEOUT:-120}
 QUIET_WAIT=${QUIET_WAIT:-60}
 MAX_OTHER=${MAX_OTHER:-0.1}
@@ -41,7 +54,7 @@ ROOT=$(dirname "$BENCH")
 # shellcheck source=bench/lib.sh
 source "$BENCH/lib.sh"
 NETSMITH=$ROOT/target/release/netsmith
-JSON=$BENCH/results/pipe.json
+JSON=$BENCH/results/$NAME.json
 
 # ---------------------------------------------------------------- the tools
 # <tool>_cmd ROLE PORT sets CMD to the command line that receives
@@ -50,10 +63,13 @@ JSON=$BENCH/results/pipe.json
 
 # --recv-only, like nc -d and ncat --recv-only: the receiver never reads its
 # stdin, so all three pay for one direction only.
+# With TLS the client pins the certificate (the form openssl prints).
 netsmith_cmd() {
-    case $1 in
-        recv) CMD=("$NETSMITH" listen --recv-only 127.0.0.1 "$2") ;;
-        send) CMD=("$NETSMITH" connect 127.0.0.1 "$2") ;;
+    case $1/$TLS in
+        recv/) CMD=("$NETSMITH" listen --recv-only 127.0.0.1 "$2") ;;
+        send/) CMD=("$NETSMITH" connect 127.0.0.1 "$2") ;;
+        recv/*) CMD=("$NETSMITH" listen --tls --cert "$CERT" --key "$KEY" --recv-only 127.0.0.1 "$2") ;;
+        send/*) CMD=("$NETSMITH" connect --pin "$PIN" "tls://127.0.0.1:$2") ;;
     esac
 }
 
@@ -69,19 +85,32 @@ nc_cmd() {
 # One direction each: the sender closes at stdin EOF, the receiver exits at
 # the connection's EOF.
 ncat_cmd() {
-    case $1 in
-        recv) CMD=(ncat --recv-only -l 127.0.0.1 "$2") ;;
-        send) CMD=(ncat --send-only 127.0.0.1 "$2") ;;
+    case $1/$TLS in
+        recv/) CMD=(ncat --recv-only -l 127.0.0.1 "$2") ;;
+        send/) CMD=(ncat --send-only 127.0.0.1 "$2") ;;
+        recv/*) CMD=(ncat --ssl --ssl-cert "$CERT" --ssl-key "$KEY" --recv-only -l 127.0.0.1 "$2") ;;
+        send/*) CMD=(ncat --ssl --ssl-verify --ssl-trustfile "$CERT" --send-only 127.0.0.1 "$2") ;;
     esac
 }
 
 # -u: one direction, left to right. socat's default 8 KiB buffer is kept:
 # this compares the tools as people run them.
 socat_cmd() {
-    case $1 in
-        recv) CMD=(socat -u "TCP-LISTEN:$2,bind=127.0.0.1,reuseaddr" STDOUT) ;;
-        send) CMD=(socat -u STDIN "TCP:127.0.0.1:$2") ;;
+    case $1/$TLS in
+        recv/) CMD=(socat -u "TCP-LISTEN:$2,bind=127.0.0.1,reuseaddr" STDOUT) ;;
+        send/) CMD=(socat -u STDIN "TCP:127.0.0.1:$2") ;;
+        recv/*) CMD=(socat -u "OPENSSL-LISTEN:$2,bind=127.0.0.1,reuseaddr,cert=$CERT,key=$KEY,verify=0" STDOUT) ;;
+        send/*) CMD=(socat -u STDIN "OPENSSL:127.0.0.1:$2,cafile=$CERT") ;;
     esac
+}
+
+# With TLS: one self-signed certificate for 127.0.0.1, and its pin.
+make_certificate() {
+    CERT=$WORK/cert.pem KEY=$WORK/key.pem
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+        -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+        -keyout "$KEY" -out "$CERT" 2>/dev/null || die "openssl cannot make a certificate"
+    PIN=sha256:$(openssl x509 -in "$CERT" -noout -fingerprint -sha256 | cut -d= -f2)
 }
 
 # Debian package and command that provide each peer.
@@ -95,6 +124,7 @@ declare -A BINARY=([nc]=nc.openbsd [ncat]=ncat [socat]=socat)
 prepare() {
     local missing=() tool
     [[ -x /usr/bin/time ]] || missing+=(time)
+    [[ -z $TLS ]] || command -v openssl >/dev/null || missing+=(openssl)
     command -v python3 >/dev/null || missing+=(python3)
     for tool in $TOOLS; do
         [[ $tool == netsmith ]] || command -v "${BINARY[$tool]:?unknown tool $tool}" >/dev/null ||
@@ -318,7 +348,8 @@ write_json() {
     mkdir -p "$(dirname "$JSON")"
     local tool sep=
     {
-        printf '{\n  "benchmark": "pipe",\n  "date": %s,\n' "$(json_string "$(date -u +%FT%TZ)")"
+        printf '{\n  "benchmark": "%s",\n' "$NAME"
+        printf '  "date": %s,\n' "$(json_string "$(date -u +%FT%TZ)")"
         printf '  "machine": {"kernel": %s, "cpus": %d, "cpu": %s},\n' \
             "$(json_string "$(uname -r)")" "$(nproc)" \
             "$(json_string "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)")"
@@ -367,6 +398,7 @@ main() {
     : >"$RUNS"
 
     prepare
+    [[ -z $TLS ]] || make_certificate
     make_source
     say "tools: $TOOLS; $REPS runs each, $SIZE bytes per run; source: $SOURCE_DESC"
     local rep tool

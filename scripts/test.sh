@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 declare -A peers=(
   [ncat]=ncat [socat]=socat [nc.openbsd]=netcat-openbsd [python3]=python3
   [nft]=nftables [ip]=iproute2 [unshare]=util-linux [setpriv]=util-linux
-  [getent]=libc-bin [inetutils-inetd]=inetutils-inetd
+  [getent]=libc-bin [inetutils-inetd]=inetutils-inetd [openssl]=openssl
+  [update-ca-certificates]=ca-certificates
   [tshark]=tshark [tcpdump]=tcpdump [timeout]=coreutils
 )
 missing=()

@@ -157,7 +157,7 @@ impl SessionArgs {
 /// The limits every server takes (`serve`, `relay`), declared once so the
 /// flags read the same in both.
 #[derive(Debug, Args, Clone)]
-pub struct ServerArgs {
+pub struct LimitArgs {
     /// Most connections served at once (default: as many as the descriptor
     /// limit allows, keeping 64 spare).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
@@ -173,7 +173,7 @@ pub struct ServerArgs {
     pub deny: Vec<ipnet::IpNet>,
 }
 
-impl ServerArgs {
+impl LimitArgs {
     /// The `--allow`/`--deny` lists.
     pub fn acl(&self) -> crate::acl::Acl {
         crate::acl::Acl::new(self.allow.clone(), self.deny.clone())

@@ -18,6 +18,7 @@ use crate::net::{Datagram, Resolve, Stream, dial};
 use crate::services::Proto;
 use crate::session::{self, Input};
 use crate::stdio::{self, Stdout};
+use crate::tls::Connector;
 
 /// How long a TCP connect may take when `-w` is not given.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -26,7 +27,7 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Args)]
 pub struct ConnectArgs {
     /// Where to connect: HOST PORT, HOST:PORT, [IPv6]:PORT, tcp://HOST:PORT,
-    /// udp://HOST:PORT, unix:PATH or unixgram:PATH.
+    /// tls://HOST:PORT, udp://HOST:PORT, unix:PATH or unixgram:PATH.
     #[arg(value_name = "TARGET", required_unless_present = "unix")]
     pub target: Option<String>,
     /// The port, when TARGET is a bare host (a number or a service name).
@@ -55,6 +56,8 @@ pub struct ConnectArgs {
     pub source_port: Option<String>,
     #[command(flatten)]
     pub session: SessionArgs,
+    #[command(flatten)]
+    pub tls: crate::tls::ClientArgs,
 }
 
 /// A validated `connect` command.
@@ -66,6 +69,8 @@ pub struct ConnectConfig {
     pub connect_timeout: Duration,
     pub wait: ClientWait,
     pub args: SessionArgs,
+    /// TLS on the stream (`--tls` or `tls://`).
+    pub tls: Option<Connector>,
 }
 
 impl TryFrom<ConnectArgs> for ConnectConfig {
@@ -73,7 +78,10 @@ impl TryFrom<ConnectArgs> for ConnectConfig {
 
     fn try_from(a: ConnectArgs) -> Result<Self> {
         let proto = if a.udp { Proto::Udp } else { Proto::Tcp };
-        let target = match (&a.unix, &a.target, &a.port) {
+        let tls_scheme = a.target.as_deref().and_then(Endpoint::strip_tls);
+        let tls = a.tls.connector(tls_scheme.is_some())?;
+        let target_text = tls_scheme.map(str::to_string).or(a.target.clone());
+        let target = match (&a.unix, &target_text, &a.port) {
             (Some(path), _, _) => Endpoint::Unix {
                 path: path.clone(),
                 datagram: a.udp,
@@ -88,6 +96,18 @@ impl TryFrom<ConnectArgs> for ConnectConfig {
                 ));
             }
         };
+        let datagrams = matches!(
+            target,
+            Endpoint::Inet {
+                proto: Proto::Udp,
+                ..
+            } | Endpoint::Unix { datagram: true, .. }
+        );
+        if tls.is_some() && datagrams {
+            return Err(Error::usage(
+                "TLS runs over a stream: drop -u (or udp://, unixgram:) or --tls (or tls://)",
+            ));
+        }
         let source = parse_source(a.source.as_deref(), a.source_port.as_deref(), proto)?;
         if source.is_some() && matches!(target, Endpoint::Unix { .. }) {
             return Err(Error::usage(
@@ -104,6 +124,7 @@ impl TryFrom<ConnectArgs> for ConnectConfig {
                 reply_timeout: a.timeout,
             },
             args: a.session,
+            tls,
         })
     }
 }
@@ -170,7 +191,7 @@ enum Opened {
     Datagram(Datagram),
 }
 
-async fn open(cfg: &ConnectConfig) -> Result<Opened> {
+async fn open_socket(cfg: &ConnectConfig) -> Result<Opened> {
     let target = cfg.target.to_string();
     Ok(match &cfg.target {
         Endpoint::Inet { proto, host, port } => {
@@ -194,6 +215,37 @@ async fn open(cfg: &ConnectConfig) -> Result<Opened> {
             datagram: true,
         } => Opened::Datagram(dial::unixgram(path)?),
     })
+}
+
+/// Opens the target: the socket, and for TLS the handshake on it, both
+/// within the connect timeout.
+async fn open(cfg: &ConnectConfig) -> Result<Opened> {
+    let Some(tls) = &cfg.tls else {
+        return open_socket(cfg).await;
+    };
+    let host = match &cfg.target {
+        Endpoint::Inet { host, .. } => host.clone(),
+        // A Unix socket has no name to check: --sni, --pin or --insecure says.
+        Endpoint::Unix { .. } => endpoint::Host::Name("localhost".into()),
+    };
+    let handshake = async {
+        match open_socket(cfg).await? {
+            Opened::Stream(stream, peer) => {
+                let stream = tls.connect(&host, stream, &peer).await?;
+                Ok(Opened::Stream(stream, peer))
+            }
+            Opened::Datagram(_) => Err(Error::usage("TLS runs over a stream, not datagrams")),
+        }
+    };
+    tokio::time::timeout(cfg.connect_timeout, handshake)
+        .await
+        .map_err(|_| Error::Network {
+            what: format!("TLS connection to {}", cfg.target),
+            reason: format!(
+                "no handshake within {} (-w)",
+                crate::duration::show(cfg.connect_timeout)
+            ),
+        })?
 }
 
 /// The byte stream a stream session sends: `--send TEXT`, stdin, or nothing.

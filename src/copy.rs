@@ -225,6 +225,10 @@ where
             hex.dump(data);
         }
         write_all(writer, data, tap.activity.as_deref()).await?;
+        // A TLS writer may keep encrypted bytes when the socket is full;
+        // they must not wait for the next chunk (for plain sockets and
+        // stdout this is free).
+        writer.flush().await.map_err(CopyError::Write)?;
         tap.gave(data.len());
     }
 }
@@ -238,6 +242,9 @@ pub async fn reflect(
     tap: &mut Tap<'_>,
     pool: &Pool,
 ) -> Result<u64, CopyError> {
+    if stream.is_tls() {
+        return reflect_tls(stream, tap, pool).await;
+    }
     let mut total = 0u64;
     loop {
         stream.readable().await.map_err(CopyError::Read)?;
@@ -263,6 +270,36 @@ pub async fn reflect(
         written?;
         tap.gave(n);
     }
+}
+
+/// [`reflect`] for TLS, which cannot read without waiting: the buffer is
+/// held for the connection's life (its TLS state costs more anyway).
+async fn reflect_tls(
+    stream: &mut Stream,
+    tap: &mut Tap<'_>,
+    pool: &Pool,
+) -> Result<u64, CopyError> {
+    let mut buf = pool.take().unwrap_or_else(|| vec![0u8; BUF_SIZE]);
+    let mut total = 0u64;
+    let result = loop {
+        let n = match stream.read(&mut buf).await {
+            Ok(0) => break Ok(total),
+            Ok(n) => n,
+            Err(e) => break Err(CopyError::Read(e)),
+        };
+        total += n as u64;
+        tap.took(n);
+        if let Err(e) = write_all(stream, &buf[..n], tap.activity.as_deref()).await {
+            break Err(e);
+        }
+        // TLS buffers what it encrypts: send it before waiting to read.
+        if let Err(e) = stream.flush().await {
+            break Err(CopyError::Write(e));
+        }
+        tap.gave(n);
+    };
+    pool.give(buf);
+    result
 }
 
 /// `write_all`, recording progress on every partial write, so that a slow

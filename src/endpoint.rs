@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! HOST:PORT   [IPv6]:PORT   tcp://HOST:PORT   udp://HOST:PORT
-//! unix:PATH   unixgram:PATH
+//! unix:PATH   unixgram:PATH   tls://HOST:PORT (a client's, see strip_tls)
 //! ```
 //!
 //! plus the two-argument form `HOST PORT` (where HOST may be a bare IPv6
@@ -173,6 +173,10 @@ impl Endpoint {
             (rest, scheme_agrees(Proto::Tcp, proto, text)?)
         } else if let Some(rest) = text.strip_prefix("udp://") {
             (rest, scheme_agrees(Proto::Udp, proto, text)?)
+        } else if text.starts_with("tls://") {
+            return Err(Error::usage(format!(
+                "\"tls://\" is not taken here (\"{text}\"): give HOST:PORT and --tls"
+            )));
         } else if let Some((scheme, _)) = text.split_once("://") {
             return Err(Error::usage(format!(
                 "unknown scheme \"{scheme}://\" in \"{text}\": use tcp://, udp://, unix: or unixgram:"
@@ -186,6 +190,12 @@ impl Endpoint {
             host: parse_host(host)?,
             port: parse_port(port, proto, zero)?,
         })
+    }
+
+    /// Splits off the `tls://` scheme of a TLS client endpoint
+    /// (`tls://HOST:PORT`): the rest, to parse as TCP, if it is there.
+    pub fn strip_tls(text: &str) -> Option<&str> {
+        text.strip_prefix("tls://")
     }
 
     /// The two-argument form `HOST PORT`, where HOST may be a bare IPv6
@@ -508,7 +518,8 @@ mod tests {
             ("bad host:80", "\"bad host\""),
             ("[::zz]:80", "invalid IPv6"),
             ("localhost", "missing port"),
-            ("tls://h:1", "unknown scheme"),
+            ("tls://h:1", "--tls"),
+            ("ftp://h:1", "unknown scheme"),
             ("unix:", "empty path"),
         ] {
             let err = tcp(text).unwrap_err().to_string();

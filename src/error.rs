@@ -171,6 +171,9 @@ pub fn describe_io(err: &io::Error) -> String {
         K::AddrNotAvailable => "address not available",
         K::NotFound => "no such file or directory",
         K::NotADirectory => "a component of the path is not a directory",
+        K::UnexpectedEof if crate::tls::is_truncation(err) => {
+            "closed without TLS close_notify: what arrived may be truncated"
+        }
         _ => {
             return match err.raw_os_error() {
                 Some(EMFILE) => "too many open files (the descriptor limit is reached)".into(),

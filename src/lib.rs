@@ -10,6 +10,8 @@
 //! - [`copy`]: the copy loop every byte goes through.
 //! - [`session`]: a connection joined to stdin/stdout, with the one
 //!   end-of-stream (half-close) policy; [`datagram`]: the same for datagrams.
+//! - [`tls`]: TLS client connector and server acceptor (rustls), turning
+//!   any stream into an encrypted one.
 //! - [`server`]: the accept loop, with its connection limit and EMFILE back-off.
 //! - [`connect`], [`listen`], [`serve`], [`relay`], [`scan`], [`bench`], [`sniff`], [`demo`]: the commands;
 //!   [`acl`]: `--allow`/`--deny`.
@@ -36,6 +38,7 @@ pub mod services;
 pub mod session;
 pub mod sniff;
 pub mod stdio;
+pub mod tls;
 
 pub use error::{Error, Result};
 

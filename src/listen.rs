@@ -22,10 +22,11 @@ use crate::connect::{chunks, input};
 use crate::datagram;
 use crate::endpoint::{self, Endpoint, Host, PortZero};
 use crate::error::{Error, Result};
-use crate::net::{Datagram, Family, Listener, Resolve, bind};
+use crate::net::{Datagram, Family, Listener, Resolve, Stream, bind};
 use crate::services::Proto;
 use crate::session::{self, Input};
 use crate::stdio::{self, Stdout};
+use crate::tls::Acceptor;
 
 /// Arguments of `netsmith listen`.
 #[derive(Debug, Args)]
@@ -67,6 +68,8 @@ pub struct ListenArgs {
     pub timeout: Option<Duration>,
     #[command(flatten)]
     pub session: SessionArgs,
+    #[command(flatten)]
+    pub tls: crate::tls::ServerArgs,
 }
 
 /// A validated `listen` command.
@@ -80,6 +83,8 @@ pub struct ListenConfig {
     pub timeout: Option<Duration>,
     pub quiet: bool,
     pub args: SessionArgs,
+    /// TLS on every accepted stream (`--tls`).
+    pub tls: Option<Acceptor>,
 }
 
 impl ListenConfig {
@@ -130,6 +135,20 @@ impl ListenConfig {
                 }
             }
         };
+        let tls = match &endpoint {
+            Endpoint::Inet {
+                proto: Proto::Udp, ..
+            }
+            | Endpoint::Unix { datagram: true, .. }
+                if a.tls.tls =>
+            {
+                return Err(Error::usage(
+                    "TLS runs over a stream: drop -u (or udp://, unixgram:) or --tls",
+                ));
+            }
+            Endpoint::Inet { host, .. } => a.tls.acceptor(&[host.to_string()], quiet)?,
+            Endpoint::Unix { .. } => a.tls.acceptor(&[], quiet)?,
+        };
         Ok(ListenConfig {
             endpoint,
             resolve: a.family.resolve(),
@@ -139,6 +158,7 @@ impl ListenConfig {
             timeout: a.timeout,
             quiet,
             args: a.session,
+            tls,
         })
     }
 }
@@ -240,9 +260,14 @@ async fn streams(cfg: &ListenConfig, listener: Listener, stdout: &Stdout) -> Res
             let input = fanout.subscribe();
             let out = stdout.clone();
             let opts = opts.clone();
+            let tls = cfg.tls.clone();
             Some(async move {
                 tracing::info!("connection from {peer}");
                 let peer = peer.to_string();
+                let stream = match secure(tls.as_ref(), stream, &peer).await {
+                    Ok(stream) => stream,
+                    Err(e) => return tracing::warn!("{e}"),
+                };
                 match session::run(stream, &peer, input, out, &opts).await {
                     Ok(()) => tracing::info!("{peer} disconnected"),
                     Err(e) => tracing::warn!("{e}"),
@@ -267,14 +292,24 @@ async fn streams(cfg: &ListenConfig, listener: Listener, stdout: &Stdout) -> Res
     // Like nc: one client, so stop listening; later clients are refused.
     drop(listener);
     tracing::info!("connection from {peer}");
+    let peer = peer.to_string();
+    let stream = secure(cfg.tls.as_ref(), stream, &peer).await?;
     session::run(
         stream,
-        &peer.to_string(),
+        &peer,
         input(&cfg.args),
         stdout.clone(),
         &cfg.args.options(),
     )
     .await
+}
+
+/// The TLS handshake on an accepted stream, when `--tls` asks for one.
+async fn secure(tls: Option<&Acceptor>, stream: Stream, peer: &str) -> Result<Stream> {
+    match tls {
+        Some(acceptor) => acceptor.accept(stream, peer).await,
+        None => Ok(stream),
+    }
 }
 
 /// Sends stdin to every connected client (`listen -k`). Each client gets

@@ -145,8 +145,8 @@ where
                 up_result = Some(r);
             }
             r = &mut down => {
-                let received = match r {
-                    Ok(n) => n,
+                match r {
+                    Ok(n) => tracing::info!("peer closed after {n} bytes"),
                     Err(CopyError::Write(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
                         tracing::info!("stdout closed, ending");
                         return Ok(());
@@ -154,9 +154,14 @@ where
                     Err(CopyError::Write(e)) => {
                         return Err(Error::stdout(&e));
                     }
+                    // TLS without close_notify: said, not fatal (see crate::tls).
+                    Err(CopyError::Read(e)) if crate::tls::is_truncation(&e) => {
+                        tracing::warn!(
+                            "{peer} closed without TLS close_notify: what arrived may be truncated"
+                        );
+                    }
                     Err(CopyError::Read(e)) => return Err(Error::io(format!("connection with {peer}"), &e)),
-                };
-                tracing::info!("peer closed after {received} bytes");
+                }
                 if up_result.is_none() && opts.send {
                     up_result = drain(up.as_mut(), &feed).await;
                 }

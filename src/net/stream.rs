@@ -42,32 +42,47 @@ impl Peer {
 pub enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
+    /// A TLS session over one of the others (see [`crate::tls`]). It has
+    /// no non-blocking `try_read`/`try_write` (a record may need more
+    /// bytes, or a write may need to flush first): callers that use them
+    /// check [`Stream::is_tls`] and take their waiting path.
+    Tls(Box<crate::tls::TlsStream>),
 }
 
 impl Stream {
     /// Waits until the socket has bytes (or EOF, or an error) to read,
     /// without a buffer: an idle connection holds no memory for it.
+    /// For TLS, the socket under it (whose bytes may not make a record yet).
     pub async fn readable(&self) -> std::io::Result<()> {
         match self {
             Stream::Tcp(s) => s.readable().await,
             Stream::Unix(s) => s.readable().await,
+            Stream::Tls(s) => Box::pin(s.get_ref().0.readable()).await,
         }
     }
 
     /// Reads what is there without waiting (`WouldBlock` if nothing is).
+    /// Unsupported on TLS.
     pub fn try_read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
         match self {
             Stream::Tcp(s) => s.try_read(buf),
             Stream::Unix(s) => s.try_read(buf),
+            Stream::Tls(_) => Err(no_try_on_tls()),
         }
     }
 
-    /// Writes what the socket takes now, without waiting.
+    /// Writes what the socket takes now, without waiting. Unsupported on TLS.
     pub fn try_write(&self, buf: &[u8]) -> std::io::Result<usize> {
         match self {
             Stream::Tcp(s) => s.try_write(buf),
             Stream::Unix(s) => s.try_write(buf),
+            Stream::Tls(_) => Err(no_try_on_tls()),
         }
+    }
+
+    /// Whether this is a TLS session (see [`Stream::Tls`]).
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Stream::Tls(_))
     }
 
     /// The address of the other end, for logs.
@@ -77,8 +92,16 @@ impl Stream {
             Stream::Unix(s) => s
                 .peer_addr()
                 .map_or(Peer::Unix(None), |a| Peer::from_unix(&a)),
+            Stream::Tls(s) => s.get_ref().0.peer(),
         }
     }
+}
+
+fn no_try_on_tls() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "a TLS stream has no non-blocking read or write",
+    )
 }
 
 macro_rules! delegate {
@@ -86,6 +109,10 @@ macro_rules! delegate {
         match $self.get_mut() {
             Stream::Tcp($s) => $e,
             Stream::Unix($s) => $e,
+            Stream::Tls($s) => {
+                let $s = $s.as_mut();
+                $e
+            }
         }
     };
 }
@@ -114,7 +141,8 @@ impl AsyncWrite for Stream {
     }
 
     /// Shuts down the write side only (TCP FIN, or `shutdown(SHUT_WR)` on a
-    /// Unix socket): the half-close every session relies on.
+    /// Unix socket): the half-close every session relies on. TLS sends
+    /// `close_notify` first, then shuts down the socket under it.
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         delegate!(self, s => Pin::new(s).poll_shutdown(cx))
     }
@@ -128,7 +156,7 @@ impl AsyncWrite for Stream {
     }
 
     fn is_write_vectored(&self) -> bool {
-        true
+        !self.is_tls()
     }
 }
 

@@ -36,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::acl::Acl;
-use crate::cli::{FamilyArgs, ServerArgs};
+use crate::cli::{FamilyArgs, LimitArgs};
 use crate::copy::{self, Activity, CopyError, DumpSink, HexDump, Tap};
 use crate::endpoint::{Endpoint, Side};
 use crate::error::{Error, Result};
@@ -79,7 +79,7 @@ pub struct RelayArgs {
     #[arg(value_name = "TO")]
     pub to: String,
     #[command(flatten)]
-    pub limits: ServerArgs,
+    pub limits: LimitArgs,
     #[command(flatten)]
     pub family: FamilyArgs,
     /// Give up connecting to TO after DUR (the client is then closed).

@@ -159,7 +159,11 @@ impl Ctx {
 
     /// Counts and logs a connection's failure.
     pub fn failed(&self, result: io::Result<()>, peer: &impl std::fmt::Display, transport: &str) {
-        if let Err(e) = result {
+        // A TLS client that closes without close_notify has still had
+        // its answer: for a service that is a plain close.
+        if let Err(e) = result
+            && !crate::tls::is_truncation(&e)
+        {
             Stats::add(&self.stats.errors, 1);
             tracing::info!(
                 "{peer} ({}/{transport}): {}",
@@ -243,7 +247,8 @@ impl Ctx {
     async fn one_shot(&self, mut stream: Stream, rest: &[u8]) -> io::Result<()> {
         stream.write_all(rest).await?;
         Stats::add(&self.stats.bytes_out, rest.len() as u64);
-        if !self.heard(|buf| stream.try_read(buf))? {
+        // TLS cannot peek: it always ends with close_notify and the linger.
+        if !stream.is_tls() && !self.heard(|buf| stream.try_read(buf))? {
             return Ok(());
         }
         // The client sent a request: linger (briefly) for its close, as

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::acl::Acl;
-use crate::cli::{FamilyArgs, ServerArgs, duration};
+use crate::cli::{FamilyArgs, LimitArgs, duration};
 use crate::endpoint::{self, PortZero};
 use crate::error::{Error, Result};
 use crate::net::{Datagram, Listener, Peer, bind};
@@ -68,7 +68,7 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub family: FamilyArgs,
     #[command(flatten)]
-    pub limits: ServerArgs,
+    pub limits: LimitArgs,
     /// After Ctrl-C, how long open connections may take to finish.
     #[arg(long, value_name = "DUR", value_parser = duration, default_value = "5s")]
     pub grace: Duration,
@@ -87,6 +87,8 @@ pub struct ServeArgs {
     /// UDP replies per second to one source address (0: no limit).
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub udp_rate: u32,
+    #[command(flatten)]
+    pub tls: crate::tls::ServerArgs,
 }
 
 /// A validated `serve` command.
@@ -108,6 +110,8 @@ pub struct ServeConfig {
     pub daytime: DaytimeFormat,
     pub udp_rate: u32,
     pub quiet: bool,
+    /// TLS on every stream connection (`--tls`; no UDP then).
+    pub tls: Option<crate::tls::Acceptor>,
 }
 
 impl ServeConfig {
@@ -168,10 +172,20 @@ impl ServeConfig {
                 "--text is longer than one datagram can carry (65,507 bytes)",
             ));
         }
+        if a.tls.tls && a.udp {
+            return Err(Error::usage(
+                "TLS runs over streams: drop --udp or --tls (with --tls, services are TCP only)",
+            ));
+        }
+        let tls = a.tls.acceptor(&[bind.to_string()], quiet)?;
         Ok(ServeConfig {
             services,
             tcp: if a.unix.is_some() { a.tcp } else { !a.udp },
-            udp: if a.unix.is_some() { a.udp } else { !a.tcp },
+            udp: if a.unix.is_some() || tls.is_some() {
+                a.udp
+            } else {
+                !a.tcp
+            },
             unix: a.unix,
             bind,
             max_conns: a.limits.max_conns.map(|n| n as usize),
@@ -184,6 +198,7 @@ impl ServeConfig {
             daytime: a.daytime_format,
             udp_rate: a.udp_rate,
             quiet,
+            tls,
         })
     }
 }
@@ -225,10 +240,11 @@ fn bind_all(cfg: &ServeConfig) -> Result<Bound> {
         if cfg.tcp {
             let listener = bind::tcp(addr, LISTEN_BACKLOG)?;
             let local = listener.local_addr().unwrap_or(addr);
-            announce(cfg, &local.to_string(), svc, "tcp");
+            let transport = if cfg.tls.is_some() { "tls" } else { "tcp" };
+            announce(cfg, &local.to_string(), svc, transport);
             bound
                 .sockets
-                .push((ctx.clone(), Socket::Stream(listener, "tcp")));
+                .push((ctx.clone(), Socket::Stream(listener, transport)));
         }
         if cfg.udp {
             let socket = bind::udp(addr)?;
@@ -278,8 +294,13 @@ pub async fn run(cfg: ServeConfig, stop: CancellationToken) -> Result<String> {
         match socket {
             Socket::Stream(listener, transport) => {
                 let (limit, connections) = (limit.clone(), connections.clone());
+                let tls = cfg.tls.clone();
                 loops.spawn(async move {
-                    accept(&listener, transport, &ctx, &acl, limit, &connections, &stop).await;
+                    let on = Accepting {
+                        transport,
+                        tls: tls.as_ref(),
+                    };
+                    accept(&listener, on, &ctx, &acl, limit, &connections, &stop).await;
                 });
             }
             Socket::Datagram(socket) => {
@@ -311,16 +332,23 @@ pub async fn run(cfg: ServeConfig, stop: CancellationToken) -> Result<String> {
     Ok(stats::report(&totals, cfg.json))
 }
 
+/// How a listener's clients arrive: its transport's name, and TLS.
+struct Accepting<'a> {
+    transport: &'static str,
+    tls: Option<&'a crate::tls::Acceptor>,
+}
+
 /// Serves one stream listener of one service until `stop`.
 async fn accept(
     listener: &Listener,
-    transport: &'static str,
+    on: Accepting<'_>,
     ctx: &Arc<Ctx>,
     acl: &Acl,
     limit: Arc<Semaphore>,
     connections: &TaskTracker,
     stop: &CancellationToken,
 ) {
+    let transport = on.transport;
     crate::server::accept_unregistered(listener, limit, connections, stop, |conn| {
         let peer = conn.peer().clone();
         let admitted = match &peer {
@@ -334,8 +362,10 @@ async fn accept(
         }
         Stats::add(&ctx.stats.connections, 1);
         tracing::info!("connection from {peer} ({}/{transport})", ctx.service);
-        // A one-shot answer is served here when it needs no waiting.
-        let (conn, rest) = if ctx.service.is_one_shot() {
+        // A one-shot answer is served here when it needs no waiting (with
+        // TLS it always needs the handshake first).
+        let tls = on.tls.cloned();
+        let (conn, rest) = if ctx.service.is_one_shot() && tls.is_none() {
             let (conn, rest) = ctx.serve_now(conn, &peer, transport)?;
             (conn, Some(rest))
         } else {
@@ -346,6 +376,16 @@ async fn accept(
             let stream = match conn.into_stream() {
                 Ok(stream) => stream,
                 Err(e) => return ctx.failed(Err(e), &peer, transport),
+            };
+            let stream = match tls {
+                Some(tls) => match tls.accept(stream, &peer.to_string()).await {
+                    Ok(stream) => stream,
+                    Err(e) => {
+                        Stats::add(&ctx.stats.errors, 1);
+                        return tracing::info!("{e}");
+                    }
+                },
+                None => stream,
             };
             match rest {
                 Some(rest) => ctx.serve_rest(stream, rest, &peer, transport).await,

@@ -38,9 +38,59 @@ const CASES: &[(&[&str], i32, &[&str])] = &[
     (&["connect", "bad host", "80"], 2, &["\"bad host\""]),
     (&["connect", "localhost"], 2, &["missing port", "HOST:PORT"]),
     (
-        &["connect", "tls://127.0.0.1:1"],
+        &["connect", "ftp://127.0.0.1:1"],
         2,
-        &["unknown scheme", "tls://"],
+        &["unknown scheme", "ftp://"],
+    ),
+    (&["listen", "tls://127.0.0.1:0"], 2, &["tls://", "--tls"]),
+    (
+        &["connect", "--ca", "ca.pem", "127.0.0.1", "1"],
+        2,
+        &["--ca", "--tls"],
+    ),
+    (
+        &["connect", "--pin", "sha256:12", "tls://127.0.0.1:1"],
+        2,
+        &["\"sha256:12\"", "64 hex digits"],
+    ),
+    (
+        &["connect", "--alpn", "h2,,x", "tls://127.0.0.1:1"],
+        2,
+        &["\"h2,,x\"", "commas"],
+    ),
+    (&["connect", "-u", "tls://127.0.0.1:1"], 2, &["TLS", "-u"]),
+    (
+        &[
+            "connect",
+            "--ca",
+            "/nonexistent-netsmith.pem",
+            "tls://127.0.0.1:1",
+        ],
+        2,
+        &["/nonexistent-netsmith.pem", "no such file"],
+    ),
+    (
+        &[
+            "listen",
+            "--tls",
+            "--cert",
+            "/nonexistent-netsmith.pem",
+            "--key",
+            "/nonexistent-netsmith.key",
+            "0",
+        ],
+        2,
+        &["/nonexistent-netsmith.pem", "no such file"],
+    ),
+    (
+        &["listen", "--cert", "c", "--key", "k", "0"],
+        2,
+        &["--cert", "--tls"],
+    ),
+    (
+        &["serve", "--tls", "--udp", "echo=0"],
+        2,
+        &["--udp", "--tls"],
     ),
     (&["connect", "unix:"], 2, &["empty path"]),
     (

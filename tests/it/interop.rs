@@ -27,19 +27,19 @@ use std::time::{Duration, Instant};
 use crate::util::{self, Output, Proc, WAIT};
 
 /// The bytes sent each way.
-const SIZE: usize = 64 << 20;
+pub(crate) const SIZE: usize = 64 << 20;
 
 /// A program and its arguments.
-struct Cmd {
+pub(crate) struct Cmd {
     program: PathBuf,
     args: Vec<String>,
 }
 
-fn netsmith(args: &[&str]) -> Cmd {
+pub(crate) fn netsmith(args: &[&str]) -> Cmd {
     cmd(util::bin(), args)
 }
 
-fn ncat(args: &[&str]) -> Cmd {
+pub(crate) fn ncat(args: &[&str]) -> Cmd {
     cmd(util::require("ncat"), args)
 }
 
@@ -47,7 +47,7 @@ fn socat(args: &[&str]) -> Cmd {
     cmd(util::require("socat"), args)
 }
 
-fn cmd(program: PathBuf, args: &[&str]) -> Cmd {
+pub(crate) fn cmd(program: PathBuf, args: &[&str]) -> Cmd {
     Cmd {
         program,
         args: args.iter().map(ToString::to_string).collect(),
@@ -55,7 +55,7 @@ fn cmd(program: PathBuf, args: &[&str]) -> Cmd {
 }
 
 /// How the test learns that the server accepts connections, and where.
-enum Ready {
+pub(crate) enum Ready {
     /// netsmith bound port 0 and names the port in its "listening on" line.
     Announced,
     /// A peer that cannot report its port listens on this one (from
@@ -66,7 +66,7 @@ enum Ready {
 }
 
 /// Starts `cmd` and feeds it `data` on stdin from a thread, then EOF.
-fn start(cmd: &Cmd, data: &Arc<Vec<u8>>) -> (Proc, JoinHandle<()>) {
+pub(crate) fn start(cmd: &Cmd, data: &Arc<Vec<u8>>) -> (Proc, JoinHandle<()>) {
     let args: Vec<&str> = cmd.args.iter().map(String::as_str).collect();
     let mut proc = util::spawn_cmd(&cmd.program, &args);
     let mut stdin = proc.take_stdin();
@@ -81,7 +81,7 @@ fn start(cmd: &Cmd, data: &Arc<Vec<u8>>) -> (Proc, JoinHandle<()>) {
 
 /// Fails unless `out` exited 0, without dumping megabytes of random stdout.
 #[track_caller]
-fn assert_ok(out: &Output) {
+pub(crate) fn assert_ok(out: &Output) {
     assert!(
         out.status.success(),
         "{} failed: {}\n--- stderr ---\n{}",
@@ -93,7 +93,7 @@ fn assert_ok(out: &Output) {
 
 /// Fails unless `receiver` printed exactly `sent`, by SHA-256.
 #[track_caller]
-fn assert_received(receiver: &Output, sent: &[u8], sender: &Output) {
+pub(crate) fn assert_received(receiver: &Output, sent: &[u8], sender: &Output) {
     let (got, want) = (util::sha256(&receiver.stdout), util::sha256(sent));
     if got == want {
         return;
@@ -121,7 +121,7 @@ fn assert_received(receiver: &Output, sent: &[u8], sender: &Output) {
 /// Starts `server`, waits until it is `ready`, connects `client(port)` (port
 /// 0 for a Unix socket), and sends `size` random bytes each way at once:
 /// both exit 0, and each printed exactly what the other was given on stdin.
-fn both_ways(server: &Cmd, ready: Ready, client: impl FnOnce(u16) -> Cmd, size: usize) {
+pub(crate) fn both_ways(server: &Cmd, ready: Ready, client: impl FnOnce(u16) -> Cmd, size: usize) {
     let to_client = Arc::new(util::random_bytes(size));
     let to_server = Arc::new(util::random_bytes(size));
     let (mut srv, srv_feeder) = start(server, &to_client);

@@ -14,3 +14,4 @@ mod scan;
 mod seeds;
 mod serve;
 mod sniff;
+mod tls;
