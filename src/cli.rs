@@ -47,6 +47,8 @@ pub enum Command {
     Scan(crate::scan::ScanArgs),
     /// Load-test a server: echo round trips, streams, connection rate, UDP.
     Bench(crate::bench::BenchArgs),
+    /// Names to addresses and back, this host's name, service names and ports.
+    Resolve(crate::resolve::ResolveArgs),
     /// Run every system of the socket tutorials live on loopback, both sides shown.
     Demo,
 }
@@ -158,7 +160,7 @@ pub fn timeout(text: &str) -> Result<Duration, String> {
 }
 
 const COMMANDS: &[&str] = &[
-    "connect", "listen", "serve", "scan", "bench", "demo", "help",
+    "connect", "listen", "serve", "scan", "bench", "demo", "help", "resolve",
 ];
 
 /// Rewrites nc-style command lines: with no command named, `-l` (alone or in

@@ -11,7 +11,8 @@
 //! - [`session`]: a connection joined to stdin/stdout, with the one
 //!   end-of-stream (half-close) policy; [`datagram`]: the same for datagrams.
 //! - [`server`]: the accept loop, with its connection limit and EMFILE back-off.
-//! - [`connect`], [`listen`], [`serve`], [`scan`], [`bench`], [`demo`]: the commands;
+//! - [`connect`], [`listen`], [`serve`], [`scan`], [`bench`], [`demo`],
+//!   [`resolve`]: the commands;
 //!   [`acl`]: `--allow`/`--deny`.
 //! - [`error`]: the error type and the one mapping to exit statuses.
 
@@ -28,6 +29,7 @@ pub mod error;
 pub mod listen;
 pub mod logging;
 pub mod net;
+pub mod resolve;
 pub mod scan;
 pub mod serve;
 pub mod server;
@@ -59,6 +61,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             Command::Demo => demo::run().await,
             Command::Bench(args) => bench::run(args, cli.quiet).await,
             Command::Scan(args) => scan::run(args, cli.quiet).await,
+            Command::Resolve(args) => resolve::run(args).await,
             Command::Serve(_) => Ok(()),
         }
     };

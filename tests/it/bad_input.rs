@@ -219,6 +219,25 @@ const CASES: &[(&[&str], i32, &[&str])] = &[
         2,
         &["--top-ports", "--ports"],
     ),
+    // resolve: checked before any lookup.
+    (&["resolve", "bad name"], 2, &["\"bad name\""]),
+    (&["resolve", "-x", "localhost"], 2, &["\"localhost\"", "-x"]),
+    (
+        &["resolve", "--service", "443/sctp"],
+        2,
+        &["\"sctp\"", "tcp or udp"],
+    ),
+    (
+        &["resolve", "--service", "70000"],
+        2,
+        &["\"70000\"", "1-65535"],
+    ),
+    (
+        &["resolve", "-6", "<broadcast>"],
+        2,
+        &["<broadcast>", "IPv4 only"],
+    ),
+    (&["resolve"], 2, &["required"]),
     // Outside loopback without --authorized. 0.0.0.0 and :: are the only
     // such addresses safe here: were the check ever lost, Linux would
     // deliver their probes to this host, never to a network.
@@ -305,12 +324,13 @@ fn help_lists_only_working_commands_and_exit_codes() {
         "scan",
         "bench",
         "demo",
+        "resolve",
         "Exit status",
         "130",
     ] {
         assert!(text.contains(word), "--help lacks {word}\n{text}");
     }
-    for missing in ["relay", "sniff", "resolve", "ping"] {
+    for missing in ["relay", "sniff", "ping"] {
         assert!(
             !text.contains(&format!("  {missing} ")),
             "--help offers {missing}, which does not exist yet\n{text}"
