@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 declare -A peers=(
   [ncat]=ncat [socat]=socat [nc.openbsd]=netcat-openbsd [python3]=python3
   [nft]=nftables [ip]=iproute2 [unshare]=util-linux [setpriv]=util-linux
-  [getent]=libc-bin [inetutils-inetd]=inetutils-inetd
+  [getent]=libc-bin [inetutils-inetd]=inetutils-inetd [ping]=iputils-ping [tc]=iproute2
 )
 missing=()
 for cmd in "${!peers[@]}"; do

@@ -49,6 +49,8 @@ pub enum Command {
     Bench(crate::bench::BenchArgs),
     /// Names to addresses and back, this host's name, service names and ports.
     Resolve(crate::resolve::ResolveArgs),
+    /// ICMP echo (raw or unprivileged ICMP socket), or a TCP connect ping (--tcp).
+    Ping(crate::ping::PingArgs),
     /// Run every system of the socket tutorials live on loopback, both sides shown.
     Demo,
 }
@@ -160,7 +162,7 @@ pub fn timeout(text: &str) -> Result<Duration, String> {
 }
 
 const COMMANDS: &[&str] = &[
-    "connect", "listen", "serve", "scan", "bench", "demo", "help", "resolve",
+    "connect", "listen", "serve", "scan", "bench", "demo", "help", "resolve", "ping",
 ];
 
 /// Rewrites nc-style command lines: with no command named, `-l` (alone or in

@@ -12,7 +12,7 @@
 //!   end-of-stream (half-close) policy; [`datagram`]: the same for datagrams.
 //! - [`server`]: the accept loop, with its connection limit and EMFILE back-off.
 //! - [`connect`], [`listen`], [`serve`], [`scan`], [`bench`], [`demo`],
-//!   [`resolve`]: the commands;
+//!   [`resolve`], [`ping`]: the commands;
 //!   [`acl`]: `--allow`/`--deny`.
 //! - [`error`]: the error type and the one mapping to exit statuses.
 
@@ -29,6 +29,7 @@ pub mod error;
 pub mod listen;
 pub mod logging;
 pub mod net;
+pub mod ping;
 pub mod resolve;
 pub mod scan;
 pub mod serve;
@@ -54,6 +55,10 @@ pub async fn run(cli: Cli) -> Result<()> {
     if let Command::Serve(args) = cli.command {
         return serve(serve::ServeConfig::new(args, cli.quiet)?, &mut signals).await;
     }
+    // Ctrl-C ends a ping with its summary, as iputils ping does.
+    if let Command::Ping(args) = cli.command {
+        return ping::run(args, cli.quiet, signals.next()).await;
+    }
     let command = async {
         match cli.command {
             Command::Connect(args) => connect::run(args.try_into()?).await,
@@ -62,7 +67,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             Command::Bench(args) => bench::run(args, cli.quiet).await,
             Command::Scan(args) => scan::run(args, cli.quiet).await,
             Command::Resolve(args) => resolve::run(args).await,
-            Command::Serve(_) => Ok(()),
+            Command::Serve(_) | Command::Ping(_) => Ok(()),
         }
     };
     let result = tokio::select! {

@@ -9,6 +9,7 @@ mod connect;
 mod demo;
 mod interop;
 mod listen;
+mod ping;
 mod resolve;
 mod scan;
 mod seeds;
