@@ -95,6 +95,16 @@ pub enum Parsed {
     Other,
 }
 
+impl Parsed {
+    /// The echo identifier of a reply or of the request an error quotes.
+    pub fn id(self) -> Option<u16> {
+        match self {
+            Parsed::Reply { id, .. } | Parsed::Error { id, .. } => Some(id),
+            Parsed::Other => None,
+        }
+    }
+}
+
 /// Reads one packet. `with_ip_header` is true for raw IPv4 sockets.
 pub fn parse(v6: bool, with_ip_header: bool, packet: &[u8], size: usize) -> Parsed {
     let (icmp, ttl) = if with_ip_header {

@@ -36,6 +36,10 @@ use socket::IcmpSocket;
 /// faster is a flood.
 const MIN_USER_INTERVAL: Duration = Duration::from_millis(200);
 
+/// Below this interval, requests are paced by their replies (`ping -f`'s
+/// rule: as fast as they come back, or a hundred a second).
+const FLOOD_GAP: Duration = Duration::from_millis(10);
+
 /// The largest payload an IPv4 datagram can carry after the IP and ICMP
 /// headers (65535 - 20 - 8).
 const MAX_SIZE: u16 = 65507;
@@ -67,6 +71,9 @@ pub struct PingArgs {
     pub tcp: Option<String>,
     #[command(flatten)]
     pub family: FamilyArgs,
+    /// Quiet: the header and the summary only, as ping -q.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
     /// One JSON object per reply and one for the summary.
     #[arg(long)]
     pub json: bool,
@@ -76,7 +83,7 @@ pub struct PingArgs {
 #[derive(Clone, Copy)]
 struct Out {
     json: bool,
-    /// `-q`: the summary only.
+    /// `-q`: no line per reply, only the header and the summary.
     quiet: bool,
 }
 
@@ -235,7 +242,7 @@ pub async fn run(args: PingArgs, quiet: bool, stop: impl Future<Output = ()>) ->
     let ip = args.family.resolve().answer(&host).await?.addrs[0];
     let out = Out {
         json: args.json,
-        quiet,
+        quiet: quiet || args.quiet,
     };
     let plan = Plan {
         host: args.host.clone(),
@@ -360,6 +367,32 @@ impl Requests {
         }
     }
 
+    /// Takes `first` and every packet queued behind it.
+    fn drain(
+        &mut self,
+        sock: &IcmpSocket,
+        buf: &mut [u8],
+        first: std::io::Result<socket::Received>,
+        size: usize,
+        out: Out,
+    ) -> Result<()> {
+        let raw_v4 = sock.kind == socket::Kind::Raw && !sock.v6;
+        let mut got = first;
+        loop {
+            match got {
+                Ok(packet) => {
+                    let parsed = icmp::parse(sock.v6, raw_v4, &buf[..packet.len], size);
+                    if parsed.id() == Some(sock.id) {
+                        self.packet(parsed, &packet, Instant::now(), out);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(Error::io("receive ICMP", &e)),
+            }
+            got = sock.try_recv(buf);
+        }
+    }
+
     /// A packet for our identifier: prints its line and counts it.
     fn packet(&mut self, parsed: icmp::Parsed, got: &socket::Received, now: Instant, out: Out) {
         match parsed {
@@ -435,7 +468,7 @@ async fn echo(plan: &Plan, ip: IpAddr, size: usize, stop: impl Future<Output = (
     let sock = IcmpSocket::open(ip)?;
     let out = plan.out;
     tracing::info!(socket = sock.kind.name(), id = sock.id, "ICMP socket open");
-    if !out.json && !out.quiet {
+    if !out.json {
         let header = if sock.v6 {
             format!("PING {} ({ip}) {size} data bytes\n", plan.host)
         } else {
@@ -452,18 +485,34 @@ async fn echo(plan: &Plan, ip: IpAddr, size: usize, stop: impl Future<Output = (
     let mut reqs = Requests::default();
     let mut sent = 0u64;
     let mut next_send = start;
+    let mut last_sent = start;
     let mut buf = vec![0u8; 65536 + 60];
-    let raw_v4 = sock.kind == socket::Kind::Raw && !sock.v6;
     loop {
         let now = Instant::now();
         reqs.expire(now);
-        if plan.more(sent) && now >= next_send {
+        // Faster than FLOOD_GAP, a request waits for the previous reply (or
+        // FLOOD_GAP), as `ping -f` paces itself: requests sent in a burst
+        // would queue behind one another and their times measure the queue.
+        let send_at = if plan.interval < FLOOD_GAP && reqs.waiting > 0 {
+            next_send.max(last_sent + FLOOD_GAP)
+        } else {
+            next_send
+        };
+        if plan.more(sent) && now >= send_at {
+            // Replies already queued are read (and timed) before the next
+            // request goes: with `-i 0` the requests would otherwise crowd
+            // them out.
+            let queued = sock.try_recv(&mut buf);
+            reqs.drain(&sock, &mut buf, queued, size, out)?;
             sent += 1;
             let seq = sent as u16;
             let msg = icmp::echo_request(sock.v6, sock.id, seq, size);
             reqs.tally.transmitted += 1;
             match sock.send_to(&msg, ip).await {
-                Ok(()) => reqs.sent(seq, Instant::now(), plan.timeout),
+                Ok(()) => {
+                    last_sent = Instant::now();
+                    reqs.sent(seq, last_sent, plan.timeout);
+                }
                 Err(e) if sent == 1 => return Err(Error::io(format!("ping {ip}"), &e)),
                 Err(e) => {
                     reqs.tally.errors += 1;
@@ -471,8 +520,9 @@ async fn echo(plan: &Plan, ip: IpAddr, size: usize, stop: impl Future<Output = (
                     eprintln!("netsmith: ping {ip}: icmp_seq={seq}: {why}");
                 }
             }
+            // On to the select even when the next request is due at once
+            // (`-i 0`): replies are read between requests, not after all.
             next_send += plan.interval;
-            continue;
         }
         if !plan.more(sent) && reqs.waiting == 0 {
             break;
@@ -480,26 +530,14 @@ async fn echo(plan: &Plan, ip: IpAddr, size: usize, stop: impl Future<Output = (
         let deadline = reqs.deadlines.front().map(|d| d.0);
         let event = tokio::select! {
             () = &mut stop => Event::Stop,
-            () = tokio::time::sleep_until(next_send), if plan.more(sent) => Event::Tick,
+            () = tokio::time::sleep_until(send_at), if plan.more(sent) => Event::Tick,
             () = sleep_until(deadline) => Event::Tick,
             r = sock.recv(&mut buf) => Event::Packet(r),
         };
         match event {
             Event::Stop => break,
             Event::Tick => {}
-            Event::Packet(Err(e)) => return Err(Error::io(format!("receive from {ip}"), &e)),
-            Event::Packet(Ok(got)) => {
-                let parsed = icmp::parse(sock.v6, raw_v4, &buf[..got.len], size);
-                let ours = match parsed {
-                    icmp::Parsed::Reply { id, .. } | icmp::Parsed::Error { id, .. } => {
-                        id == sock.id
-                    }
-                    icmp::Parsed::Other => false,
-                };
-                if ours {
-                    reqs.packet(parsed, &got, Instant::now(), out);
-                }
-            }
+            Event::Packet(first) => reqs.drain(&sock, &mut buf, first, size, out)?,
         }
     }
     plan.finish(
@@ -517,7 +555,7 @@ async fn echo(plan: &Plan, ip: IpAddr, size: usize, stop: impl Future<Output = (
 /// error, as does any failure, and a connect not made within `-W` is lost.
 async fn tcp(plan: &Plan, to: SocketAddr, stop: impl Future<Output = ()>) -> Result<()> {
     let out = plan.out;
-    if !out.json && !out.quiet {
+    if !out.json {
         crate::stdio::print(&format!("TCP PING {} ({to})\n", plan.host));
     }
     tokio::pin!(stop);
@@ -537,8 +575,9 @@ async fn tcp(plan: &Plan, to: SocketAddr, stop: impl Future<Output = ()>) -> Res
                 let result = dial::tcp(&what, &[to], None, timeout).await;
                 (seq, result.map(|_stream| begun.elapsed()))
             });
+            // On to the select even when the next request is due at once
+            // (`-i 0`): replies are read between requests, not after all.
             next_send += plan.interval;
-            continue;
         }
         if !plan.more(sent) && probes.is_empty() {
             break;

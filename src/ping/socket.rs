@@ -142,37 +142,42 @@ impl IcmpSocket {
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
         let fd = self.sock.as_raw_fd();
         self.sock
-            .async_io(Interest::READABLE, || {
-                let mut cmsg = nix::cmsg_space!(nix::libc::c_int);
-                let mut iov = [IoSliceMut::new(&mut *buf)];
-                let msg = nixsock::recvmsg::<SockaddrStorage>(
-                    fd,
-                    &mut iov,
-                    Some(&mut cmsg),
-                    MsgFlags::MSG_DONTWAIT,
-                )
-                .map_err(io::Error::from)?;
-                let mut ttl = None;
-                for c in msg.cmsgs().map_err(io::Error::from)? {
-                    if let ControlMessageOwned::Ipv4Ttl(t) | ControlMessageOwned::Ipv6HopLimit(t) =
-                        c
-                    {
-                        ttl = u8::try_from(t).ok();
-                    }
-                }
-                let from = msg
-                    .address
-                    .as_ref()
-                    .and_then(address_of)
-                    .ok_or_else(|| io::Error::other("a packet without a sender"))?;
-                Ok(Received {
-                    len: msg.bytes,
-                    from,
-                    ttl,
-                })
-            })
+            .async_io(Interest::READABLE, || recv_msg(fd, buf))
             .await
     }
+
+    /// Receives a packet already queued, or `WouldBlock`: the loop drains
+    /// the queue before it sends again, so that a fast run (`-i 0`) never
+    /// lets the receive buffer overflow.
+    pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<Received> {
+        let fd = self.sock.as_raw_fd();
+        self.sock.try_io(Interest::READABLE, || recv_msg(fd, buf))
+    }
+}
+
+/// One `recvmsg`, with the TTL or hop limit from its ancillary data.
+fn recv_msg(fd: std::os::fd::RawFd, buf: &mut [u8]) -> io::Result<Received> {
+    let mut cmsg = nix::cmsg_space!(nix::libc::c_int);
+    let mut iov = [IoSliceMut::new(buf)];
+    let msg =
+        nixsock::recvmsg::<SockaddrStorage>(fd, &mut iov, Some(&mut cmsg), MsgFlags::MSG_DONTWAIT)
+            .map_err(io::Error::from)?;
+    let mut ttl = None;
+    for c in msg.cmsgs().map_err(io::Error::from)? {
+        if let ControlMessageOwned::Ipv4Ttl(t) | ControlMessageOwned::Ipv6HopLimit(t) = c {
+            ttl = u8::try_from(t).ok();
+        }
+    }
+    let from = msg
+        .address
+        .as_ref()
+        .and_then(address_of)
+        .ok_or_else(|| io::Error::other("a packet without a sender"))?;
+    Ok(Received {
+        len: msg.bytes,
+        from,
+        ttl,
+    })
 }
 
 fn address_of(addr: &SockaddrStorage) -> Option<IpAddr> {
