@@ -12,6 +12,7 @@ declare -A peers=(
   [getent]=libc-bin [inetutils-inetd]=inetutils-inetd [openssl]=openssl
   [update-ca-certificates]=ca-certificates
   [tshark]=tshark [tcpdump]=tcpdump [timeout]=coreutils
+  [ping]=iputils-ping [tc]=iproute2
 )
 missing=()
 for cmd in "${!peers[@]}"; do

@@ -49,6 +49,10 @@ pub enum Command {
     Bench(crate::bench::BenchArgs),
     /// Capture packets (`AF_PACKET`) and print them like tcpdump, or write a pcap.
     Sniff(crate::sniff::SniffArgs),
+    /// Names to addresses and back, this host's name, service names and ports.
+    Resolve(crate::resolve::ResolveArgs),
+    /// ICMP echo (raw or unprivileged ICMP socket), or a TCP connect ping (--tcp).
+    Ping(crate::ping::PingArgs),
     /// Run every system of the socket tutorials live on loopback, both sides shown.
     Demo,
     /// Forward between two endpoints: TCP, UDP, Unix sockets, stdio, programs.
@@ -191,7 +195,8 @@ pub fn timeout(text: &str) -> Result<Duration, String> {
 }
 
 const COMMANDS: &[&str] = &[
-    "connect", "listen", "serve", "relay", "scan", "bench", "sniff", "demo", "help",
+    "connect", "listen", "serve", "relay", "scan", "bench", "sniff", "resolve", "ping", "demo",
+    "help",
 ];
 
 /// Rewrites nc-style command lines: with no command named, `-l` (alone or in

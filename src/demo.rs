@@ -63,7 +63,7 @@ type System = std::pin::Pin<Box<dyn Future<Output = Result<Exchange>>>>;
 /// Runs every system and prints both sides; an error if any went wrong.
 pub async fn run() -> Result<()> {
     say!("netsmith demo: the socket tutorials' systems, live on 127.0.0.1\n");
-    let systems: [(&str, System); 7] = [
+    let systems: [(&str, System); 8] = [
         (
             "Greeting server and client (seed 001)",
             Box::pin(greeting()),
@@ -88,6 +88,10 @@ pub async fn run() -> Result<()> {
         (
             "Port scanner, this host's loopback only (seed 004)",
             Box::pin(port_scan()),
+        ),
+        (
+            "This host's name and address: gethostname, gethostbyname",
+            Box::pin(host_name()),
         ),
     ];
     let total = systems.len();
@@ -149,7 +153,17 @@ fn py_addr(peer: &Peer) -> String {
 
 /// Python's repr of a bytes object (`b'...'`).
 fn py_bytes(data: &[u8]) -> String {
-    format!("b'{}'", crate::copy::escape_bytes(data, Some(b'\'')))
+    format!("b{}", py_quoted(data))
+}
+
+/// Python's repr of a str.
+fn py_str(text: &str) -> String {
+    py_quoted(text.as_bytes())
+}
+
+/// Bytes in single quotes, escaped as Python escapes them.
+fn py_quoted(data: &[u8]) -> String {
+    format!("'{}'", crate::copy::escape_bytes(data, Some(b'\'')))
 }
 
 /// Waits for a server task; a panic in it is a failed exchange.
@@ -408,6 +422,45 @@ async fn udp_timeout() -> Result<Exchange> {
             ex.ok = true;
         }
         other => ex.server(format!("expected a timeout, got {other:?}")),
+    }
+    Ok(ex)
+}
+
+/// The tutorials' `socket.gethostname()` and
+/// `socket.gethostbyname(hostname)`, as `netsmith resolve --hostname` does
+/// them. The address must be this host's: a socket is bound to it, which
+/// fails (and the step with it) when the name resolves elsewhere or not at
+/// all.
+async fn host_name() -> Result<Exchange> {
+    let mut ex = Exchange::new();
+    let name = dns_lookup::get_hostname().map_err(|e| Error::io("gethostname", &e))?;
+    ex.client(format!("socket.gethostname() -> {}", py_str(&name)));
+    let resolve = crate::net::Resolve {
+        family: crate::net::Family::V4,
+        numeric: false,
+    };
+    let host = crate::endpoint::parse_host(&name)?;
+    let ip = match resolve.answer(&host).await {
+        Ok(answer) => answer.addrs[0],
+        Err(e) => {
+            ex.client(format!(
+                "socket.gethostbyname({}) failed: {e}",
+                py_str(&name)
+            ));
+            return Ok(ex);
+        }
+    };
+    ex.client(format!(
+        "socket.gethostbyname({}) -> {}",
+        py_str(&name),
+        py_str(&ip.to_string())
+    ));
+    match bind::udp(SocketAddr::new(ip, 0)) {
+        Ok(_) => {
+            ex.client(format!("bound a socket to {ip}: an address of this host"));
+            ex.ok = true;
+        }
+        Err(e) => ex.client(format!("{ip} is not an address of this host: {e}")),
     }
     Ok(ex)
 }

@@ -100,11 +100,7 @@ pub fn parse_port(text: &str, proto: Proto, zero: PortZero) -> Result<u16> {
             ))),
         };
     }
-    let looks_like_name = text
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.' || b == b'+')
-        && text.starts_with(|c: char| c.is_ascii_alphabetic());
-    if !looks_like_name {
+    if !is_service_name(text) {
         return Err(Error::usage(format!(
             "invalid port \"{text}\": must be 1-65535 or a service name such as http"
         )));
@@ -114,6 +110,15 @@ pub fn parse_port(text: &str, proto: Proto, zero: PortZero) -> Result<u16> {
             "unknown service \"{text}\" for {proto}: give a port number (1-65535) or a name listed in /etc/services"
         ))
     })
+}
+
+/// Whether `text` is spelled like a service name of `/etc/services`
+/// (`http`, `ms-sql-s`, `z39.50`): letters first, then letters, digits and
+/// `-_.+`.
+pub fn is_service_name(text: &str) -> bool {
+    text.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.' || b == b'+')
+        && text.starts_with(|c: char| c.is_ascii_alphabetic())
 }
 
 /// Parses a host as typed: `[v6]`, a bare IPv6 literal, a dotted quad, or a

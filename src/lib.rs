@@ -13,7 +13,8 @@
 //! - [`tls`]: TLS client connector and server acceptor (rustls), turning
 //!   any stream into an encrypted one.
 //! - [`server`]: the accept loop, with its connection limit and EMFILE back-off.
-//! - [`connect`], [`listen`], [`serve`], [`relay`], [`scan`], [`bench`], [`sniff`], [`demo`]: the commands;
+//! - [`connect`], [`listen`], [`serve`], [`relay`], [`scan`], [`bench`], [`sniff`],
+//!   [`resolve`], [`ping`], [`demo`]: the commands;
 //!   [`acl`]: `--allow`/`--deny`.
 //! - [`error`]: the error type and the one mapping to exit statuses.
 
@@ -30,7 +31,9 @@ pub mod error;
 pub mod listen;
 pub mod logging;
 pub mod net;
+pub mod ping;
 pub mod relay;
+pub mod resolve;
 pub mod scan;
 pub mod serve;
 pub mod server;
@@ -60,6 +63,10 @@ pub async fn run(cli: Cli) -> Result<()> {
     if let Command::Sniff(args) = cli.command {
         return sniff(args, cli.quiet, &mut signals).await;
     }
+    // Ctrl-C ends a ping with its summary, as iputils ping does.
+    if let Command::Ping(args) = cli.command {
+        return ping::run(args, cli.quiet, signals.next()).await;
+    }
     let command = async {
         match cli.command {
             Command::Connect(args) => connect::run(args.try_into()?).await,
@@ -68,7 +75,8 @@ pub async fn run(cli: Cli) -> Result<()> {
             Command::Relay(args) => relay::run(relay::RelayConfig::new(&args, cli.quiet)?).await,
             Command::Bench(args) => bench::run(args, cli.quiet).await,
             Command::Scan(args) => scan::run(args, cli.quiet).await,
-            Command::Serve(_) | Command::Sniff(_) => Ok(()),
+            Command::Resolve(args) => resolve::run(args).await,
+            Command::Serve(_) | Command::Sniff(_) | Command::Ping(_) => Ok(()),
         }
     };
     let result = tokio::select! {

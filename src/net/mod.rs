@@ -64,21 +64,31 @@ impl Resolve {
     /// (RFC 6724, as getaddrinfo sorts them), filtered by family. The system
     /// resolver is used so that /etc/hosts and nsswitch are honoured.
     pub async fn addrs(&self, host: &Host, port: u16) -> Result<Vec<SocketAddr>> {
-        let ips: Vec<IpAddr> = match host {
-            Host::Ip(ip) => vec![*ip],
+        let answer = self.answer(host).await?;
+        Ok(answer
+            .addrs
+            .into_iter()
+            .map(|ip| SocketAddr::new(ip, port))
+            .collect())
+    }
+
+    /// What the resolver says about `host` (its addresses, filtered by
+    /// family, and its canonical name); an address literal is its own answer.
+    pub async fn answer(&self, host: &Host) -> Result<Answer> {
+        let mut answer = match host {
+            Host::Ip(ip) => Answer {
+                canonical: None,
+                addrs: vec![*ip],
+            },
             Host::Name(_) if self.numeric => {
                 return Err(Error::usage(format!(
                     "\"{host}\" is a name, but -n forbids DNS lookups: give a numeric address"
                 )));
             }
-            Host::Name(name) => lookup(name.clone()).await?,
+            Host::Name(name) => lookup_name(name.clone()).await?,
         };
-        let addrs: Vec<SocketAddr> = ips
-            .into_iter()
-            .filter(|ip| self.family.admits(*ip))
-            .map(|ip| SocketAddr::new(ip, port))
-            .collect();
-        if addrs.is_empty() {
+        answer.addrs.retain(|ip| self.family.admits(*ip));
+        if answer.addrs.is_empty() {
             let err = format!(
                 "{host} has no address of the requested family{}",
                 self.family.flag()
@@ -88,37 +98,78 @@ impl Resolve {
                 Host::Name(_) => Error::Resolve(err),
             });
         }
-        Ok(addrs)
+        Ok(answer)
     }
 }
 
-/// getaddrinfo on a blocking thread (it may take seconds on a slow resolver).
-async fn lookup(name: String) -> Result<Vec<IpAddr>> {
+/// What the system resolver says about a name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    /// The canonical name (`AI_CANONNAME`): the name the resolver finally
+    /// found the addresses under, after aliases (CNAMEs, /etc/hosts aliases).
+    pub canonical: Option<String>,
+    /// Each address once, in the resolver's preference order.
+    pub addrs: Vec<IpAddr>,
+}
+
+/// Every address of `name` and its canonical name, through the system
+/// resolver (so /etc/hosts and nsswitch are honoured), as `getaddrinfo`
+/// with `AI_CANONNAME` gives them. Runs on a blocking thread.
+pub async fn lookup_name(name: String) -> Result<Answer> {
     let result = tokio::task::spawn_blocking({
         let name = name.clone();
-        move || dns_lookup::lookup_host(&name).map(Iterator::collect::<Vec<_>>)
+        move || {
+            let hints = dns_lookup::AddrInfoHints {
+                flags: nix::libc::AI_CANONNAME,
+                // One entry per address rather than one per socket type.
+                socktype: nix::libc::SOCK_STREAM,
+                ..dns_lookup::AddrInfoHints::default()
+            };
+            dns_lookup::getaddrinfo(Some(&name), None, Some(hints))
+                .map(|iter| iter.filter_map(std::result::Result::ok).collect::<Vec<_>>())
+        }
     })
     .await
     .map_err(|_| Error::Resolve(format!("cannot resolve {name}: the resolver thread failed")))?;
     match result {
-        Ok(mut ips) => {
-            // getaddrinfo returns one entry per socket type; keep each address once.
-            let mut seen = Vec::with_capacity(ips.len());
-            ips.retain(|ip| {
-                let new = !seen.contains(ip);
-                seen.push(*ip);
-                new
-            });
-            Ok(ips)
+        Ok(infos) => {
+            let canonical = infos.iter().find_map(|i| i.canonname.clone());
+            let mut addrs: Vec<IpAddr> = Vec::with_capacity(infos.len());
+            for info in infos {
+                let ip = info.sockaddr.ip();
+                if !addrs.contains(&ip) {
+                    addrs.push(ip);
+                }
+            }
+            Ok(Answer { canonical, addrs })
         }
-        Err(err) => {
-            use dns_lookup::LookupErrorKind as K;
-            let why = match err.kind() {
-                K::NoName | K::NoData => "no such host",
-                K::Again => "temporary failure in name resolution (is a DNS server reachable?)",
-                _ => "name resolution failed",
-            };
-            Err(Error::Resolve(format!("cannot resolve {name}: {why}")))
-        }
+        Err(err) => Err(Error::Resolve(format!(
+            "cannot resolve {name}: {}",
+            lookup_failure(&err)
+        ))),
+    }
+}
+
+/// The name of an address (a PTR lookup, or /etc/hosts) through
+/// `getnameinfo` with `NI_NAMEREQD`, so that "no name" is an error rather
+/// than the address echoed back. Runs on a blocking thread.
+pub async fn lookup_addr(ip: IpAddr) -> Result<String> {
+    let result = tokio::task::spawn_blocking(move || {
+        dns_lookup::getnameinfo(&SocketAddr::new(ip, 0), nix::libc::NI_NAMEREQD)
+    })
+    .await
+    .map_err(|_| Error::Resolve(format!("cannot resolve {ip}: the resolver thread failed")))?;
+    result
+        .map(|(name, _)| name)
+        .map_err(|err| Error::Resolve(format!("cannot resolve {ip}: {}", lookup_failure(&err))))
+}
+
+/// The reason for a failed lookup, in the words of `host` and `getent`.
+fn lookup_failure(err: &dns_lookup::LookupError) -> &'static str {
+    use dns_lookup::LookupErrorKind as K;
+    match err.kind() {
+        K::NoName | K::NoData => "no such host",
+        K::Again => "temporary failure in name resolution (is a DNS server reachable?)",
+        _ => "name resolution failed",
     }
 }

@@ -66,10 +66,11 @@ struct Sock {
     port: u16,
 }
 
-/// A network namespace of the test's own, held by the helper.
-struct Netns {
+/// A network namespace of the test's own, held by the helper (`ping`'s
+/// tests use it too).
+pub(crate) struct Netns {
     helper: Proc,
-    pid: String,
+    pub(crate) pid: String,
     /// `unshare -m` too: commands enter the mount namespace as well.
     mount: bool,
     socks: Vec<Sock>,
@@ -80,7 +81,7 @@ impl Netns {
     /// loopback up, `setup` run in it, and the sockets `socks` listed as
     /// (flag, address) pairs for the helper.
     #[track_caller]
-    fn start(mount: bool, setup: &[&str], socks: &[(&str, &str)]) -> Netns {
+    pub(crate) fn start(mount: bool, setup: &[&str], socks: &[(&str, &str)]) -> Netns {
         for tool in ["unshare", "nsenter", "python3", "ip"] {
             util::require(tool);
         }
@@ -117,7 +118,7 @@ impl Netns {
 
     /// Runs `program` inside the namespace.
     #[track_caller]
-    fn cmd(&self, program: &str, args: &[&str], stdin: &[u8]) -> Output {
+    pub(crate) fn cmd(&self, program: &str, args: &[&str], stdin: &[u8]) -> Output {
         let mut all = vec!["-t", self.pid.as_str(), "-n"];
         if self.mount {
             all.push("-m");
@@ -129,7 +130,7 @@ impl Netns {
 
     /// Runs a shell script inside the namespace; it must succeed.
     #[track_caller]
-    fn sh(&self, script: &str) -> Output {
+    pub(crate) fn sh(&self, script: &str) -> Output {
         let out = self.cmd("sh", &["-ec", script], b"");
         out.ok();
         out
@@ -137,7 +138,7 @@ impl Netns {
 
     /// Runs `netsmith ARGS` inside the namespace.
     #[track_caller]
-    fn netsmith(&self, args: &[&str], stdin: &[u8]) -> Output {
+    pub(crate) fn netsmith(&self, args: &[&str], stdin: &[u8]) -> Output {
         self.cmd(util::bin().to_str().unwrap(), args, stdin)
     }
 
@@ -447,8 +448,8 @@ table inet scantest {
 ";
 
 /// The target's addresses in [`veth_pair`].
-const T4: &str = "10.99.0.2";
-const T6: &str = "fd00:99::2";
+pub(crate) const T4: &str = "10.99.0.2";
+pub(crate) const T6: &str = "fd00:99::2";
 
 /// Two namespaces joined by a veth pair: a target ([`T4`], [`T6`]) with
 /// [`TARGET_RULES`], two IPv4 and one IPv6 TCP listener and a UDP echo
@@ -475,6 +476,13 @@ fn veth_pair() -> (Netns, Netns) {
         ],
     );
     let scanner = Netns::start(false, &[], &[]);
+    link_veth(&scanner, &target);
+    (target, scanner)
+}
+
+/// Joins two namespaces with a veth pair: `near` gets 10.99.0.1 and
+/// `fd00:99::1` on veth0, `far` gets [`T4`] and [`T6`] on veth1.
+pub(crate) fn link_veth(near: &Netns, far: &Netns) {
     // Fixed MAC addresses and permanent neighbour entries: no ARP or
     // neighbour discovery (and no DAD) to wait for, so the first SYN of
     // the scan already goes out.
@@ -489,13 +497,12 @@ fn veth_pair() -> (Netns, Netns) {
              ip -6 neigh add fd00:99::{peer} lladdr {mac} dev {dev} nud permanent"
         ))
     };
-    scanner.sh(&format!(
+    near.sh(&format!(
         "ip link add veth0 address {mac1} type veth peer name veth1 address {mac2} netns {}",
-        target.pid
+        far.pid
     ));
-    link(&scanner, "veth0", "1", "2", mac2);
-    link(&target, "veth1", "2", "1", mac1);
-    (target, scanner)
+    link(near, "veth0", "1", "2", mac2);
+    link(far, "veth1", "2", "1", mac1);
 }
 
 /// Drop, reset and ICMP rules become filtered, closed and unreachable, by
