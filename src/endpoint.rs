@@ -278,7 +278,8 @@ fn split_host_port(text: &str) -> Result<(&str, &str)> {
 ///
 /// ```text
 /// tcp-listen:[ADDR:]PORT  udp-listen:[ADDR:]PORT  unix-listen:PATH
-/// tcp://HOST:PORT  HOST:PORT  udp://HOST:PORT  unix:PATH
+/// tls-listen:[ADDR:]PORT
+/// tcp://HOST:PORT  HOST:PORT  udp://HOST:PORT  unix:PATH  tls://HOST:PORT
 /// stdio  -  exec:COMMAND  sh:COMMAND
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -287,6 +288,12 @@ pub enum Side {
     Listen(Endpoint),
     /// `tcp://`, `HOST:PORT`, `udp://`, `unix:`: connected to per client.
     Connect(Endpoint),
+    /// `tls-listen:`: a TCP listener whose clients speak TLS (terminated
+    /// here). The endpoint is TCP.
+    TlsListen(Endpoint),
+    /// `tls://HOST:PORT`: a TCP connection over which this side speaks TLS
+    /// (originated here). The endpoint is TCP.
+    TlsConnect(Endpoint),
     /// `stdio` or `-`: this process's stdin and stdout.
     Stdio,
     /// `exec:COMMAND`: a program started per client, its arguments split
@@ -336,17 +343,29 @@ impl Side {
         if let Some(path) = text.strip_prefix("unix-listen:") {
             return unix(path, false).map(Side::Listen);
         }
+        if let Some(rest) = text.strip_prefix("tls-listen:") {
+            return listen_inet(rest, Proto::Tcp).map(Side::TlsListen);
+        }
         if let Some((kind, _)) = text.split_once("-listen:") {
             return Err(Error::usage(format!(
-                "unknown listening endpoint \"{kind}-listen:\" in \"{text}\": use tcp-listen:, udp-listen: or unix-listen:"
+                "unknown listening endpoint \"{kind}-listen:\" in \"{text}\": use tcp-listen:, udp-listen:, unix-listen: or tls-listen:"
             )));
+        }
+        if let Some(rest) = Endpoint::strip_tls(text) {
+            // TLS needs a host name to verify: only HOST:PORT follows tls://.
+            if rest.contains("://") || rest.starts_with("unix") {
+                return Err(Error::usage(format!(
+                    "\"{text}\": write tls://HOST:PORT, for example tls://example.org:443"
+                )));
+            }
+            return Endpoint::parse(rest, Proto::Tcp, PortZero::Refused).map(Side::TlsConnect);
         }
         Endpoint::parse(text, Proto::Tcp, PortZero::Refused).map(Side::Connect)
     }
 
     /// Whether this side accepts clients.
     pub fn listens(&self) -> bool {
-        matches!(self, Side::Listen(_))
+        matches!(self, Side::Listen(_) | Side::TlsListen(_))
     }
 }
 
@@ -360,6 +379,13 @@ impl fmt::Display for Side {
                 write!(f, "unix-listen:{}", path.display())
             }
             Side::Connect(endpoint) => write!(f, "{endpoint}"),
+            Side::TlsListen(Endpoint::Inet { host, port, .. }) => {
+                write!(f, "tls-listen:{host}:{port}")
+            }
+            Side::TlsConnect(Endpoint::Inet { host, port, .. }) => {
+                write!(f, "tls://{host}:{port}")
+            }
+            Side::TlsListen(other) | Side::TlsConnect(other) => write!(f, "tls over {other}"),
             Side::Stdio => f.write_str("stdio"),
             Side::Exec(argv) => write!(f, "exec:{}", shell_words::join(argv)),
             Side::Shell(command) => write!(f, "sh:{command}"),
@@ -628,6 +654,37 @@ mod side_tests {
         assert_eq!(side("unix:/s").unwrap().to_string(), "unix:/s");
         assert_eq!(side("-").unwrap(), Side::Stdio);
         assert_eq!(side("stdio").unwrap(), Side::Stdio);
+    }
+
+    #[test]
+    fn tls_sides_are_tcp_with_tls_on_top() {
+        let lo = Host::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        assert_eq!(
+            side("tls-listen:8443").unwrap(),
+            Side::TlsListen(Endpoint::Inet {
+                proto: Proto::Tcp,
+                host: lo,
+                port: 8443
+            })
+        );
+        assert!(side("tls-listen:0").unwrap().listens());
+        assert_eq!(
+            side("tls-listen:[::1]:https").unwrap().to_string(),
+            "tls-listen:[::1]:443"
+        );
+        assert_eq!(
+            side("tls://localhost:443").unwrap().to_string(),
+            "tls://localhost:443"
+        );
+        assert!(!side("tls://localhost:443").unwrap().listens());
+        for bad in [
+            "tls://unix:/s",
+            "tls://udp://h:1",
+            "tls://h",
+            "tls-listen:x",
+        ] {
+            assert!(side(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -14,6 +14,12 @@
 //! bytes with splice(2) ([`splice`]); everything else, and everything
 //! inspected with `--hex`, goes through the copy loop ([`crate::copy`]).
 //!
+//! TLS sides are TCP with TLS on top: a `tls-listen:` FROM runs the
+//! server handshake on each accepted client before TO is opened, a
+//! `tls://` TO the client handshake after connecting ([`crate::tls`], with
+//! relay's flags in [`tls`]); their streams are never spliced (the kernel
+//! sees only ciphertext), so they take the copy loop.
+//!
 //! Sides are opened as [`Io`] streams: a socket, or a boxed stream for
 //! programs and stdio, so another kind of stream is one more arm of
 //! [`open`] and of the listener match in [`run`].
@@ -21,6 +27,7 @@
 mod io;
 #[cfg(target_os = "linux")]
 mod splice;
+mod tls;
 mod udp;
 
 use std::future::Future;
@@ -42,7 +49,9 @@ use crate::endpoint::{Endpoint, Side};
 use crate::error::{Error, Result};
 use crate::net::{Listener, Peer, Resolve, Stream, bind, dial};
 use crate::services::Proto;
+use crate::tls::{Acceptor, Connector};
 pub use io::Io;
+pub use tls::RelayTlsArgs;
 
 /// Pending connections the kernel queues on a listening FROM.
 const LISTEN_BACKLOG: u32 = 1024;
@@ -56,7 +65,9 @@ const FDS_PER_CONN: u64 = 6;
 
 const AFTER_HELP: &str = "\
 Endpoints: tcp-listen:[ADDR:]PORT  udp-listen:[ADDR:]PORT  unix-listen:PATH
+           tls-listen:[ADDR:]PORT (--cert/--key, or self-signed)
            tcp://HOST:PORT or HOST:PORT  udp://HOST:PORT  unix:PATH
+           tls://HOST:PORT (verified; --ca, --pin, --insecure, --client-cert)
            stdio or -  exec:COMMAND (no shell)  sh:COMMAND (/bin/sh -c)
 A listening FROM binds 127.0.0.1 unless ADDR is given and serves many clients at
 once, each with its own connection to TO (stdio as TO: one client). udp-listen:
@@ -66,6 +77,8 @@ Examples:
   netsmith relay tcp-listen:8080 example.org:80
   netsmith relay tcp-listen:2222 unix:/run/app.sock
   netsmith relay tcp-listen:7000 'exec:wc -c'
+  netsmith relay tls-listen:8443 127.0.0.1:80
+  netsmith relay tcp-listen:8080 tls://example.org:443
   netsmith relay --hex tcp-listen:8080 127.0.0.1:80";
 
 /// Arguments of `netsmith relay`.
@@ -82,6 +95,8 @@ pub struct RelayArgs {
     pub limits: LimitArgs,
     #[command(flatten)]
     pub family: FamilyArgs,
+    #[command(flatten)]
+    pub tls: RelayTlsArgs,
     /// Give up connecting to TO after DUR (the client is then closed).
     #[arg(short = 'w', long = "timeout", value_name = "DUR", value_parser = crate::cli::timeout, default_value = "10s")]
     pub timeout: Duration,
@@ -119,6 +134,10 @@ pub struct RelayConfig {
     pub hex: Option<DumpSink>,
     /// Whether TCP to TCP may use splice(2).
     pub splice: bool,
+    /// The server handshake of a `tls-listen:` FROM.
+    pub acceptor: Option<Acceptor>,
+    /// The client handshake of a `tls://` side.
+    pub connector: Option<Connector>,
     pub quiet: bool,
 }
 
@@ -128,6 +147,16 @@ impl RelayConfig {
         let from = Side::parse(&a.from)?;
         let to = Side::parse(&a.to)?;
         check_pair(&from, &to)?;
+        let acceptor = match &from {
+            Side::TlsListen(endpoint) => a.tls.acceptor(true, &endpoint_host(endpoint), quiet)?,
+            _ => a.tls.acceptor(false, "", quiet)?,
+        };
+        let connects = [&from, &to]
+            .iter()
+            .any(|s| matches!(s, Side::TlsConnect(_)));
+        let connector = a.tls.connector(connects)?;
+        a.tls
+            .check_alpn(acceptor.is_some() || connector.is_some())?;
         let hex = match &a.log {
             Some(path) => {
                 let file = std::fs::OpenOptions::new()
@@ -152,8 +181,18 @@ impl RelayConfig {
             timeout: a.timeout,
             hex,
             splice: !a.no_splice,
+            acceptor,
+            connector,
             quiet,
         })
+    }
+}
+
+/// The host of an endpoint, for a self-signed certificate's names.
+fn endpoint_host(endpoint: &Endpoint) -> String {
+    match endpoint {
+        Endpoint::Inet { host, .. } => host.to_string(),
+        Endpoint::Unix { .. } => String::new(),
     }
 }
 
@@ -201,7 +240,7 @@ fn check_pair(from: &Side, to: &Side) -> Result<()> {
 /// one connection ends.
 pub async fn run(cfg: RelayConfig) -> Result<()> {
     let cfg = Arc::new(cfg);
-    let Side::Listen(endpoint) = &cfg.from else {
+    let (Side::Listen(endpoint) | Side::TlsListen(endpoint)) = &cfg.from else {
         let a = open(&cfg.from, &cfg).await?;
         let b = open(&cfg.to, &cfg).await?;
         let label = cfg.from.to_string();
@@ -268,6 +307,7 @@ async fn serve(listener: &Listener, cfg: &Arc<RelayConfig>, max: usize) -> Resul
                 .await
                 .map_err(|e| Error::io("accept a connection", &e))?;
             if admitted(cfg, &peer) {
+                let stream = terminate(cfg, stream, &peer).await?;
                 let to = open(&cfg.to, cfg).await?;
                 return join(Io::Net(stream), to, cfg, &format!("#1 {peer}"))
                     .await
@@ -300,10 +340,27 @@ fn admitted(cfg: &RelayConfig, peer: &Peer) -> bool {
     ok
 }
 
-/// Relays one accepted client: opens TO for it and joins the two. A TO
-/// that cannot be opened closes the client; the relay goes on.
+/// The server handshake on an accepted client of a `tls-listen:` FROM
+/// (the stream as it is otherwise).
+async fn terminate(cfg: &RelayConfig, stream: Stream, peer: &Peer) -> Result<Stream> {
+    match &cfg.acceptor {
+        Some(acceptor) => acceptor.accept(stream, &peer.to_string()).await,
+        None => Ok(stream),
+    }
+}
+
+/// Relays one accepted client: completes its TLS handshake (`tls-listen:`),
+/// opens TO for it and joins the two. A failed handshake or a TO that
+/// cannot be opened closes the client; the relay goes on.
 async fn client(stream: Stream, peer: Peer, id: u64, cfg: Arc<RelayConfig>) {
     tracing::info!("#{id} connection from {peer}");
+    let stream = match terminate(&cfg, stream, &peer).await {
+        Ok(stream) => stream,
+        Err(e) => {
+            tracing::warn!("#{id} {peer}: {e}; client closed");
+            return;
+        }
+    };
     let to = match open(&cfg.to, &cfg).await {
         Ok(to) => to,
         Err(e) => {
@@ -328,12 +385,29 @@ async fn open(side: &Side, cfg: &RelayConfig) -> Result<Io> {
                 host,
                 port,
             },
+        ) => dial_tcp(target, host, *port, cfg).await.map(Io::Net),
+        Side::TlsConnect(
+            target @ Endpoint::Inet {
+                proto: Proto::Tcp,
+                host,
+                port,
+            },
         ) => {
-            let addrs = cfg.resolve.addrs(host, *port).await?;
-            let stream = dial::tcp(&target.to_string(), &addrs, None, cfg.timeout).await?;
-            // Relayed round trips must not wait for Nagle's delayed ACKs.
-            let _ = stream.set_nodelay(true);
-            Ok(Io::Net(Stream::Tcp(stream)))
+            let Some(connector) = &cfg.connector else {
+                return Err(Error::usage(format!(
+                    "\"{side}\": no TLS client was set up"
+                )));
+            };
+            let stream = dial_tcp(target, host, *port, cfg).await?;
+            let peer = side.to_string();
+            // The handshake is bounded by -w as the connection is.
+            tokio::time::timeout(cfg.timeout, connector.connect(host, stream, &peer))
+                .await
+                .map_err(|_| Error::Network {
+                    what: format!("TLS handshake with {peer}"),
+                    reason: format!("no handshake within {}", crate::duration::show(cfg.timeout)),
+                })?
+                .map(Io::Net)
         }
         Side::Connect(Endpoint::Unix {
             path,
@@ -342,10 +416,24 @@ async fn open(side: &Side, cfg: &RelayConfig) -> Result<Io> {
         Side::Exec(argv) => io::exec(argv),
         Side::Shell(line) => io::shell(line),
         Side::Stdio => Ok(io::stdio()),
-        Side::Listen(_) | Side::Connect(_) => Err(Error::usage(format!(
-            "\"{side}\" cannot be opened as one stream"
-        ))),
+        Side::Listen(_) | Side::Connect(_) | Side::TlsListen(_) | Side::TlsConnect(_) => Err(
+            Error::usage(format!("\"{side}\" cannot be opened as one stream")),
+        ),
     }
+}
+
+/// Connects to a TCP `target` within `-w`, Nagle off.
+async fn dial_tcp(
+    target: &Endpoint,
+    host: &crate::endpoint::Host,
+    port: u16,
+    cfg: &RelayConfig,
+) -> Result<Stream> {
+    let addrs = cfg.resolve.addrs(host, port).await?;
+    let stream = dial::tcp(&target.to_string(), &addrs, None, cfg.timeout).await?;
+    // Relayed round trips must not wait for Nagle's delayed ACKs.
+    let _ = stream.set_nodelay(true);
+    Ok(Stream::Tcp(stream))
 }
 
 /// Joins `a` (the client, or FROM) and `b` (TO) until both directions

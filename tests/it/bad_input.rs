@@ -413,6 +413,42 @@ const CASES: &[(&[&str], i32, &[&str])] = &[
         2,
         &["cannot run /nonexistent-netsmith-program"],
     ),
+    (
+        &[
+            "relay",
+            "--cert",
+            "/nonexistent-netsmith.pem",
+            "--key",
+            "/nonexistent-netsmith.key",
+            "tls-listen:0",
+            "127.0.0.1:1",
+        ],
+        2,
+        &["--cert /nonexistent-netsmith.pem"],
+    ),
+    (
+        &["relay", "--insecure", "tcp-listen:0", "127.0.0.1:1"],
+        2,
+        &["--insecure", "tls://HOST:PORT"],
+    ),
+    (
+        &[
+            "relay",
+            "--cert",
+            "c.pem",
+            "--key",
+            "k.pem",
+            "tcp-listen:0",
+            "tls://localhost:1",
+        ],
+        2,
+        &["--cert", "tls-listen:"],
+    ),
+    (
+        &["relay", "tcp-listen:0", "tls://unix:/s"],
+        2,
+        &["\"tls://unix:/s\"", "tls://HOST:PORT"],
+    ),
 ];
 
 #[test]

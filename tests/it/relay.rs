@@ -354,3 +354,110 @@ fn idle_connections_are_closed() {
     closed_without_a_byte(&port);
     relay.wait_stderr("idle for 300ms");
 }
+
+// TLS: termination (tls-listen:) and origination (tls://).
+
+/// Starts `netsmith -v relay ARGS` whose FROM is `tls-listen:` with a
+/// self-signed certificate: (process, port, the `--pin` it printed).
+fn tls_relay(args: &[&str]) -> (Proc, String, String) {
+    let mut command = vec!["-v", "relay"];
+    command.extend_from_slice(args);
+    let mut proc = util::spawn(&command);
+    let line = proc.wait_stderr("--pin ");
+    let pin = line.split("--pin ").nth(1).unwrap().trim().to_string();
+    let addr = proc.listening();
+    (proc, addr, pin)
+}
+
+#[test]
+fn tls_listen_terminates_for_netsmith_connect() {
+    let (_echo, target) = echo("--tcp");
+    let (_relay, addr, pin) = tls_relay(&["tls-listen:0", &target]);
+    let data = util::random_bytes(4 << 20);
+    let out = util::run(&["connect", "--pin", &pin, &format!("tls://{addr}")], &data);
+    out.code_is(0);
+    same(&out.stdout, &data);
+    // The relay ended the TLS session properly after the echo's FIN.
+    assert!(!out.stderr.contains("close_notify"), "{}", out.stderr);
+}
+
+#[test]
+fn tls_listen_terminates_for_openssl_s_client() {
+    let openssl = util::require("openssl");
+    let (_echo, target) = echo("--tcp");
+    let (_relay, addr, _pin) = tls_relay(&["tls-listen:0", &target]);
+    let data = util::random_bytes(4 << 20);
+    // -quiet ignores stdin's EOF, so s_client reads whatever comes back; it
+    // is stopped once all of it has.
+    let mut client = std::process::Command::new(openssl)
+        .args(["s_client", "-quiet", "-connect", &addr])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start openssl s_client");
+    let mut stdin = client.stdin.take().unwrap();
+    let sent = data.clone();
+    let feeder = std::thread::spawn(move || stdin.write_all(&sent));
+    let mut stdout = client.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let want = data.len();
+    std::thread::spawn(move || {
+        let mut back = vec![0u8; want];
+        let _ = tx.send(stdout.read_exact(&mut back).map(|()| back));
+    });
+    let back = rx.recv_timeout(WAIT);
+    let _ = client.kill();
+    let _ = client.wait();
+    let _ = feeder.join();
+    let back = back
+        .expect("s_client got the echo in time")
+        .expect("read the echo");
+    same(&back, &data);
+}
+
+#[test]
+fn tcp_to_tls_originates_to_a_pinned_serve_tls_echo() {
+    let mut srv = util::spawn(&["serve", "--tls", "echo=0"]);
+    let line = srv.wait_stderr("--pin ");
+    let pin = line.split("--pin ").nth(1).unwrap().trim().to_string();
+    let target = srv.listening_services(1)[&("echo".into(), "tls".into())].clone();
+    let to = format!("tls://{target}");
+    let (_relay, port) = relay(&["--pin", &pin, "tcp-listen:0", &to]);
+    let data = util::random_bytes(4 << 20);
+    same(&exchange(&port, &data), &data);
+}
+
+#[test]
+fn tls_to_tls_carries_a_payload_through_two_relays() {
+    // tcp -> tls:// -> tls-listen: -> tcp echo: both ends of TLS are relays.
+    let (_echo, target) = echo("--tcp");
+    let (_inner, inner_addr, pin) = tls_relay(&["tls-listen:0", &target]);
+    let to = format!("tls://{inner_addr}");
+    let (_outer, port) = relay(&["--pin", &pin, "tcp-listen:0", &to]);
+    let data = util::random_bytes(4 << 20);
+    same(&exchange(&port, &data), &data);
+}
+
+#[test]
+fn refused_certificate_closes_the_client_and_the_relay_goes_on() {
+    let mut srv = util::spawn(&["serve", "--tls", "echo=0"]);
+    let line = srv.wait_stderr("--pin ");
+    let pin = line.split("--pin ").nth(1).unwrap().trim().to_string();
+    let target = srv.listening_services(1)[&("echo".into(), "tls".into())].clone();
+    let port = target.rsplit(':').next().unwrap();
+    // Self-signed and unpinned: verification fails (unknown issuer).
+    let (mut bad, bad_addr) = relay(&["tcp-listen:0", &format!("tls://localhost:{port}")]);
+    for _ in 0..2 {
+        closed_without_a_byte(&bad_addr);
+        let logged = bad.wait_stderr("client closed");
+        assert!(logged.contains("unknown issuer"), "{logged}");
+    }
+    // A relay verifying with the right pin carries the same server's echo.
+    let (_good, good_addr) = relay(&["--pin", &pin, "tcp-listen:0", &format!("tls://{target}")]);
+    let data = util::random_bytes(64 << 10);
+    same(&exchange(&good_addr, &data), &data);
+    // The refusing relay still serves (and still refuses).
+    closed_without_a_byte(&bad_addr);
+    bad.wait_stderr("client closed");
+}
