@@ -55,7 +55,7 @@ pub enum Command {
     Ping(crate::ping::PingArgs),
     /// Run every system of the socket tutorials live on loopback, both sides shown.
     Demo,
-    /// Forward between two endpoints: TCP, UDP, Unix sockets, stdio, programs.
+    /// Forward between two endpoints: TCP, UDP, Unix sockets, TLS, stdio, programs.
     Relay(crate::relay::RelayArgs),
 }
 
