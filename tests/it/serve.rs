@@ -1344,8 +1344,10 @@ fn idle_timeout_closes_a_silent_echo_client() {
         matches!(got, Ok(0)),
         "expected EOF, got {got:?} after {took:?}"
     );
+    // The upper bound is loose: on a loaded 2-core machine the timer fires
+    // late, but a server that never closed would stall this forever.
     assert!(
-        took >= Duration::from_millis(250) && took < Duration::from_millis(1500),
+        took >= Duration::from_millis(250) && took < Duration::from_secs(5),
         "closed after {took:?} with --idle-timeout 300ms"
     );
     server.stop();
