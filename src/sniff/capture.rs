@@ -38,6 +38,48 @@ const ARPHRD_NONE: u16 = 0xfffe;
 /// `PACKET_*` packet types from `<linux/if_packet.h>`.
 const PACKET_OUTGOING: u8 = 4;
 
+/// The capture socket's receive queue, in bytes of kernel memory.
+const RECEIVE_QUEUE: usize = 8 << 20;
+
+/// A classic BPF program the kernel runs on each packet before queueing it
+/// for us: it drops the outgoing copy of every loopback packet (lo shows
+/// each packet twice, leaving and arriving; tcpdump shows it once) and,
+/// with `-i`, packets of other interfaces (`SO_BINDTODEVICE` does nothing
+/// on packet sockets). Each dropped packet then costs no copy, no queue
+/// space and no `recvmsg`: on loopback that halves the work.
+fn kernel_filter(only: Option<usize>) -> Vec<socket2::SockFilter> {
+    use socket2::SockFilter;
+    const LD_ABS_W: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+    const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
+    const SKF_AD_OFF: u32 = 0xffff_f000; // -0x1000: the ancillary data
+    const SKF_AD_PKTTYPE: u32 = SKF_AD_OFF + 4;
+    const SKF_AD_IFINDEX: u32 = SKF_AD_OFF + 8;
+    const SKF_AD_HATYPE: u32 = SKF_AD_OFF + 28;
+    let mut program = Vec::new();
+    if let Some(index) = only {
+        program.push(SockFilter::new(LD_ABS_W, 0, 0, SKF_AD_IFINDEX));
+        // Another interface: on to the last instruction (drop).
+        program.push(SockFilter::new(
+            JEQ_K,
+            0,
+            5,
+            u32::try_from(index).unwrap_or(0),
+        ));
+    }
+    program.extend([
+        SockFilter::new(LD_ABS_W, 0, 0, SKF_AD_HATYPE),
+        // Not loopback: accept.
+        SockFilter::new(JEQ_K, 0, 2, u32::from(ARPHRD_LOOPBACK)),
+        SockFilter::new(LD_ABS_W, 0, 0, SKF_AD_PKTTYPE),
+        // Loopback and outgoing: drop.
+        SockFilter::new(JEQ_K, 1, 0, u32::from(PACKET_OUTGOING)),
+        SockFilter::new(RET_K, 0, 0, u32::MAX),
+        SockFilter::new(RET_K, 0, 0, 0),
+    ]);
+    program
+}
+
 /// Which way a packet crossed its interface, as tcpdump names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -155,6 +197,14 @@ impl Capture {
                     })?,
             ),
         };
+        // Best effort: without the kernel filter every packet still
+        // passes the same tests below, only at a higher cost.
+        if let Err(e) = socket2::SockRef::from(&fd).attach_filter(&kernel_filter(only)) {
+            tracing::debug!("no kernel filter on the capture socket: {e}");
+        }
+        // A bigger queue rides out bursts while we format or write (root
+        // may exceed rmem_max; otherwise the default stays).
+        let _ = socket::setsockopt(&fd, sockopt::RcvBufForce, &RECEIVE_QUEUE);
         Ok(Capture {
             fd,
             only,
