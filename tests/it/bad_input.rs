@@ -336,9 +336,9 @@ const CASES: &[(&[&str], i32, &[&str])] = &[
         &["\"http2x\"", "position 6", "0 to 65535"],
     ),
     (
-        &["sniff", "-r", "/dev/null", "host", "example.com"],
+        &["sniff", "-r", "/dev/null", "host", "localhost"],
         2,
-        &["\"example.com\"", "numeric IPv4 or IPv6"],
+        &["\"localhost\"", "numeric IPv4 or IPv6"],
     ),
     (
         &["sniff", "-r", "/dev/null", "(tcp", "or", "udp"],
