@@ -44,9 +44,20 @@ pub fn udp(addr: SocketAddr) -> Result<Datagram> {
             Some(addr.port()),
         )
     };
-    let socket = std::net::UdpSocket::bind(addr).map_err(fail)?;
+    let socket = udp_std(addr)?;
     socket.set_nonblocking(true).map_err(fail)?;
     UdpSocket::from_std(socket).map(Datagram::Udp).map_err(fail)
+}
+
+/// A blocking UDP socket bound to `addr`, for a thread that serves it.
+pub fn udp_std(addr: SocketAddr) -> Result<std::net::UdpSocket> {
+    std::net::UdpSocket::bind(addr).map_err(|e| {
+        Error::bind(
+            format!("cannot listen on udp://{addr}"),
+            &e,
+            Some(addr.port()),
+        )
+    })
 }
 
 /// Removes a Unix socket file when dropped, so that the file goes away on

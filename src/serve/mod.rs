@@ -12,8 +12,8 @@
 pub mod handlers;
 pub mod proto;
 pub mod stats;
+pub mod udp;
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,7 +21,6 @@ use std::time::Duration;
 
 use clap::Args;
 use tokio::sync::Semaphore;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -29,10 +28,10 @@ use crate::acl::Acl;
 use crate::cli::{FamilyArgs, LimitArgs, duration};
 use crate::endpoint::{self, PortZero};
 use crate::error::{Error, Result};
-use crate::net::{Datagram, Listener, Peer, bind};
+use crate::net::{Listener, Peer, bind};
 use crate::services::Proto;
 use handlers::Ctx;
-use proto::{DaytimeFormat, LOOP_PORTS, Service};
+use proto::{DaytimeFormat, Service};
 use stats::Stats;
 
 /// Descriptors kept free for everything that is not a client connection.
@@ -206,7 +205,7 @@ impl ServeConfig {
 /// One bound socket of one service.
 enum Socket {
     Stream(Listener, &'static str),
-    Datagram(Datagram),
+    Datagram(std::net::UdpSocket),
 }
 
 /// Every bound socket, each with its service's context.
@@ -247,7 +246,7 @@ fn bind_all(cfg: &ServeConfig) -> Result<Bound> {
                 .push((ctx.clone(), Socket::Stream(listener, transport)));
         }
         if cfg.udp {
-            let socket = bind::udp(addr)?;
+            let socket = bind::udp_std(addr)?;
             let local = socket.local_addr().unwrap_or(addr);
             announce(cfg, &format!("udp://{local}"), svc, "udp");
             bound.sockets.push((ctx.clone(), Socket::Datagram(socket)));
@@ -282,7 +281,7 @@ pub async fn run(cfg: ServeConfig, stop: CancellationToken) -> Result<String> {
     let own_ports: Arc<[u16]> = sockets
         .iter()
         .filter_map(|(_, s)| match s {
-            Socket::Datagram(d) => d.local_addr().map(|a| a.port()),
+            Socket::Datagram(d) => d.local_addr().ok().map(|a| a.port()),
             Socket::Stream(..) => None,
         })
         .collect();
@@ -304,9 +303,12 @@ pub async fn run(cfg: ServeConfig, stop: CancellationToken) -> Result<String> {
                 });
             }
             Socket::Datagram(socket) => {
-                let rate = cfg.udp_rate;
-                let own = own_ports.clone();
-                loops.spawn(async move { datagrams(&socket, &ctx, &acl, rate, &own, &stop).await });
+                let policy = udp::Policy {
+                    acl,
+                    rate: cfg.udp_rate,
+                    own_ports: own_ports.clone(),
+                };
+                loops.spawn(udp::serve(socket, ctx, policy, stop));
             }
         }
     }
@@ -399,139 +401,5 @@ async fn accept(
 fn announce(cfg: &ServeConfig, what: &str, svc: Service, transport: &str) {
     if !cfg.quiet {
         eprintln!("listening on {what} ({svc}/{transport})");
-    }
-}
-
-/// Answers datagrams until `stop`: the service's reply to each, except to
-/// the classic services' ports and this server's own (no ping-pong between
-/// two servers), to denied sources, and beyond `rate` replies per second
-/// per source.
-async fn datagrams(
-    socket: &Datagram,
-    ctx: &Ctx,
-    acl: &Acl,
-    rate: u32,
-    own_ports: &[u16],
-    stop: &CancellationToken,
-) {
-    let mut buf = vec![0u8; 65_536];
-    let mut limiter = RateLimit::new(rate);
-    loop {
-        let received = tokio::select! {
-            r = socket.recv_from(&mut buf) => r,
-            () = stop.cancelled() => return,
-        };
-        let (n, peer) = match received {
-            Ok(r) => r,
-            Err(e) => {
-                // An ICMP error for an earlier reply; the socket goes on.
-                tracing::debug!(
-                    "{}/udp receive: {}",
-                    ctx.service,
-                    crate::error::describe_io(&e)
-                );
-                continue;
-            }
-        };
-        let Peer::Inet(from) = peer else { continue };
-        if LOOP_PORTS.contains(&from.port()) || own_ports.contains(&from.port()) {
-            Stats::add(&ctx.stats.dropped_loop, 1);
-            continue;
-        }
-        if !acl.admits(from.ip()) {
-            Stats::add(&ctx.stats.denied, 1);
-            continue;
-        }
-        if !limiter.admit(from.ip(), Instant::now()) {
-            Stats::add(&ctx.stats.dropped_rate, 1);
-            continue;
-        }
-        Stats::add(&ctx.stats.datagrams, 1);
-        Stats::add(&ctx.stats.bytes_in, n as u64);
-        if let Some(reply) = ctx.answer(&buf[..n]) {
-            match socket.send_to(&reply, &Peer::Inet(from)).await {
-                Ok(sent) => Stats::add(&ctx.stats.bytes_out, sent as u64),
-                Err(e) => {
-                    Stats::add(&ctx.stats.errors, 1);
-                    tracing::debug!(
-                        "{}/udp reply to {from}: {}",
-                        ctx.service,
-                        crate::error::describe_io(&e)
-                    );
-                }
-            }
-        }
-    }
-}
-
-/// A token bucket per source address: `rate` replies per second, with a
-/// burst of as many. The table is bounded; when full, sources idle for a
-/// second are forgotten.
-struct RateLimit {
-    rate: f64,
-    buckets: HashMap<IpAddr, (f64, Instant)>,
-    /// When the table was last swept of idle sources.
-    swept: Instant,
-}
-
-/// Sources tracked at once by the UDP rate limit.
-const RATE_TABLE_MAX: usize = 65_536;
-
-impl RateLimit {
-    fn new(rate: u32) -> Self {
-        RateLimit {
-            rate: f64::from(rate),
-            buckets: HashMap::new(),
-            swept: Instant::now(),
-        }
-    }
-
-    fn admit(&mut self, ip: IpAddr, now: Instant) -> bool {
-        if self.rate == 0.0 {
-            return true;
-        }
-        if self.buckets.len() >= RATE_TABLE_MAX && !self.buckets.contains_key(&ip) {
-            // Sweep at most once a second: a flood of new (spoofed) sources
-            // must not cost a full pass over the table per datagram.
-            if now.duration_since(self.swept) >= Duration::from_secs(1) {
-                self.swept = now;
-                self.buckets
-                    .retain(|_, (_, seen)| now.duration_since(*seen) < Duration::from_secs(1));
-            }
-            if self.buckets.len() >= RATE_TABLE_MAX {
-                return false;
-            }
-        }
-        let (tokens, seen) = self.buckets.entry(ip).or_insert((self.rate, now));
-        let refill = now.duration_since(*seen).as_secs_f64() * self.rate;
-        *tokens = (*tokens + refill).min(self.rate);
-        *seen = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rate_limit_allows_a_burst_then_the_rate() {
-        let mut r = RateLimit::new(10);
-        let t0 = Instant::now();
-        let ip: IpAddr = "127.0.0.1".parse().unwrap();
-        assert_eq!((0..20).filter(|_| r.admit(ip, t0)).count(), 10);
-        assert!(r.admit(ip, t0 + Duration::from_millis(100)));
-        assert!(!r.admit(ip, t0 + Duration::from_millis(100)));
-        let other: IpAddr = "127.0.0.2".parse().unwrap();
-        assert!(
-            r.admit(other, t0),
-            "one source's drops do not touch another's"
-        );
-        assert!(RateLimit::new(0).admit(ip, t0));
     }
 }

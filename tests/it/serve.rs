@@ -710,6 +710,54 @@ fn echo_udp_returns_each_datagram_whole_up_to_65507_bytes() {
 }
 
 #[test]
+fn echo_udp_answers_a_queued_burst_each_datagram_to_its_sender_in_order() {
+    // A stopped server lets datagrams queue; resumed, it takes them from
+    // the socket in batches and must still answer each one to its sender.
+    let server = Server::start(&["echo=0", "--udp", "--udp-rate", "0", "--json"], 1);
+    let echo = server.udp("echo");
+    let clients: Vec<UdpSocket> = (0..8).map(|_| udp_socket("127.0.0.1:0")).collect();
+    let mut sent: Vec<Vec<Vec<u8>>> = vec![Vec::new(); clients.len()];
+    server.proc.signal("STOP");
+    // 96 datagrams of at most 512 bytes: well inside the default receive
+    // buffer, so that the kernel drops none while the server is stopped.
+    for round in 0..12u8 {
+        for (i, client) in clients.iter().enumerate() {
+            let mut payload = vec![i as u8, round];
+            payload.extend(util::random_bytes((usize::from(round) * 41 + i * 13) % 510));
+            client.send_to(&payload, echo).unwrap();
+            sent[i].push(payload);
+        }
+    }
+    server.proc.signal("CONT");
+    for (i, client) in clients.iter().enumerate() {
+        for (round, want) in sent[i].iter().enumerate() {
+            let got = udp_recv(client, echo).unwrap_or_else(|e| panic!("client {i}, {round}: {e}"));
+            assert!(
+                got == *want,
+                "client {i}, datagram {round}: got {}",
+                show(&got)
+            );
+        }
+    }
+    let bytes: usize = sent.iter().flatten().map(Vec::len).sum();
+    let out = server.stop();
+    let t = totals(&out);
+    assert_eq!(count(&t, "echo", "datagrams"), 96, "{}", out.dump());
+    assert_eq!(
+        count(&t, "echo", "bytes_in"),
+        bytes as u64,
+        "{}",
+        out.dump()
+    );
+    assert_eq!(
+        count(&t, "echo", "bytes_out"),
+        bytes as u64,
+        "{}",
+        out.dump()
+    );
+}
+
+#[test]
 fn discard_never_answers_over_tcp_or_udp() {
     let server = Server::start(&["discard=0", "--json"], 2);
     check_discard_tcp(server.tcp("discard")).unwrap();
