@@ -380,7 +380,9 @@ async fn accept(
                 Err(e) => return ctx.failed(Err(e), &peer, transport),
             };
             let stream = match tls {
-                Some(tls) => match tls.accept(stream, &peer.to_string()).await {
+                // Boxed: the handshake's state would otherwise be part of
+                // every plain connection's future, idle or not.
+                Some(tls) => match Box::pin(tls.accept(stream, &peer.to_string())).await {
                     Ok(stream) => stream,
                     Err(e) => {
                         Stats::add(&ctx.stats.errors, 1);
