@@ -167,7 +167,7 @@ impl<'a> Tap<'a> {
     }
 
     /// Accounts for `n` bytes just read.
-    fn took(&self, n: usize) {
+    pub(crate) fn took(&self, n: usize) {
         if let Some(activity) = &self.activity {
             activity.touch();
         }
@@ -180,8 +180,15 @@ impl<'a> Tap<'a> {
         }
     }
 
+    /// Accounts for bytes written, some of a chunk: the connection is alive.
+    pub(crate) fn touch(&self) {
+        if let Some(activity) = &self.activity {
+            activity.touch();
+        }
+    }
+
     /// Accounts for `n` bytes just written in full.
-    fn gave(&self, n: usize) {
+    pub(crate) fn gave(&self, n: usize) {
         if let Some(feed) = &self.feed {
             feed.writing.store(false, Ordering::Relaxed);
         }
@@ -236,7 +243,9 @@ where
 /// Sends a stream's bytes back to it until EOF (echo), holding a buffer
 /// from `pool` only while bytes are in hand. An idle connection costs no
 /// buffer at all, which is what lets a server hold 10,000 of them in a few
-/// megabytes. The tap's activity and counters apply; CRLF and hexdump do not.
+/// megabytes. A TCP connection that fills a whole buffer is streaming: its
+/// bytes then go back through a pipe with splice(2), never copied. The
+/// tap's activity and counters apply; CRLF and hexdump do not.
 pub async fn reflect(
     stream: &mut Stream,
     tap: &mut Tap<'_>,
@@ -246,6 +255,7 @@ pub async fn reflect(
         return reflect_tls(stream, tap, pool).await;
     }
     let mut total = 0u64;
+    let mut tried_splice = false;
     loop {
         stream.readable().await.map_err(CopyError::Read)?;
         let mut buf = pool.take().unwrap_or_else(|| vec![0u8; BUF_SIZE]);
@@ -269,6 +279,19 @@ pub async fn reflect(
         pool.give(buf);
         written?;
         tap.gave(n);
+        // A full buffer means a stream, not a message: from here on the
+        // bytes go back without a copy, unless there is no descriptor left
+        // for the pipe (then the copy goes on).
+        #[cfg(target_os = "linux")]
+        if n == BUF_SIZE
+            && !tried_splice
+            && let Stream::Tcp(tcp) = &*stream
+        {
+            tried_splice = true;
+            if let Ok(splicer) = crate::splice::Splicer::new() {
+                return Ok(total + splicer.pump(tcp, tcp, tap).await?);
+            }
+        }
     }
 }
 

@@ -40,6 +40,8 @@ pub mod server;
 pub mod services;
 pub mod session;
 pub mod sniff;
+#[cfg(target_os = "linux")]
+pub mod splice;
 pub mod stdio;
 pub mod tls;
 

@@ -11,7 +11,7 @@
 //! side, so a request whose answer comes after the client's FIN works, and
 //! the connection ends when both directions have; when one side fails the
 //! other is closed and the reason logged (`-v`). TCP to TCP on Linux moves
-//! bytes with splice(2) ([`splice`]); everything else, and everything
+//! bytes with splice(2) ([`crate::splice`]); everything else, and everything
 //! inspected with `--hex`, goes through the copy loop ([`crate::copy`]).
 //!
 //! TLS sides are TCP with TLS on top: a `tls-listen:` FROM runs the
@@ -26,7 +26,6 @@
 
 mod io;
 #[cfg(target_os = "linux")]
-mod splice;
 mod tls;
 mod udp;
 
@@ -450,8 +449,9 @@ async fn join(a: Io, b: Io, cfg: &RelayConfig, label: &str) -> Result<(u64, u64)
         && cfg.hex.is_none()
         && let (Io::Net(Stream::Tcp(x)), Io::Net(Stream::Tcp(y))) = (&a, &b)
     {
-        let fwd = splice::pump(x, y, &activity);
-        let back = splice::pump(y, x, &activity);
+        let tap = Tap::new(false, None, Some(activity.clone()));
+        let fwd = crate::splice::pump(x, y, &tap);
+        let back = crate::splice::pump(y, x, &tap);
         return finish(fwd, back, &activity, cfg.idle, &from, &to).await;
     }
     let (mut a_rd, mut a_wr) = tokio::io::split(a.boxed());
