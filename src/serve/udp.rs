@@ -94,7 +94,9 @@ fn answer(socket: &UdpSocket, ctx: &Ctx, policy: &Policy, stopping: &AtomicBool)
     let mut space = vec![0u8; BATCH * BUF_LEN];
     let mut received = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
     let mut sending = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
-    let mut got: Vec<(usize, SockaddrStorage)> = Vec::with_capacity(BATCH);
+    // Each slot's length and sender, in slot order (so the i-th is in the
+    // i-th buffer).
+    let mut got: Vec<(usize, Option<SockaddrStorage>)> = Vec::with_capacity(BATCH);
     let mut limiter = RateLimit::new(policy.rate);
     let mut busy = Instant::now();
     while !stopping.load(Ordering::Acquire) {
@@ -117,7 +119,7 @@ fn answer(socket: &UdpSocket, ctx: &Ctx, policy: &Policy, stopping: &AtomicBool)
                 break;
             }
             match results {
-                Ok(results) => got.extend(results.filter_map(|r| Some((r.bytes, r.address?)))),
+                Ok(results) => got.extend(results.map(|r| (r.bytes, r.address))),
                 Err(Errno::EAGAIN) if spinning => {
                     std::thread::yield_now();
                     continue;
@@ -133,7 +135,7 @@ fn answer(socket: &UdpSocket, ctx: &Ctx, policy: &Policy, stopping: &AtomicBool)
         busy = Instant::now();
         let mut replies: Vec<(Cow<'_, [u8]>, SockaddrStorage)> = Vec::with_capacity(got.len());
         for (buf, &(n, addr)) in space.chunks(BUF_LEN).zip(&got) {
-            let Some(from) = socket_addr(&addr) else {
+            let Some((addr, from)) = addr.and_then(|a| Some((a, socket_addr(&a)?))) else {
                 continue;
             };
             if admit(ctx, policy, &mut limiter, from, n)
