@@ -244,8 +244,10 @@ where
 /// from `pool` only while bytes are in hand. An idle connection costs no
 /// buffer at all, which is what lets a server hold 10,000 of them in a few
 /// megabytes. A TCP connection that fills a whole buffer is streaming: its
-/// bytes then go back through a pipe with splice(2), never copied. The
-/// tap's activity and counters apply; CRLF and hexdump do not.
+/// bytes then go back through a pipe with splice(2), never copied, and it
+/// keeps the pipe (two descriptors, no buffered bytes once drained) for
+/// the rest of its life. The tap's activity and counters apply; CRLF and
+/// hexdump do not.
 pub async fn reflect(
     stream: &mut Stream,
     tap: &mut Tap<'_>,
@@ -281,14 +283,14 @@ pub async fn reflect(
         tap.gave(n);
         // A full buffer means a stream, not a message: from here on the
         // bytes go back without a copy, unless there is no descriptor left
-        // for the pipe (then the copy goes on).
+        // for the pipe or it would be small (then the copy goes on).
         #[cfg(target_os = "linux")]
         if n == BUF_SIZE
             && !tried_splice
             && let Stream::Tcp(tcp) = &*stream
         {
             tried_splice = true;
-            if let Ok(splicer) = crate::splice::Splicer::new() {
+            if let Some(splicer) = crate::splice::Splicer::if_worthwhile() {
                 return Ok(total + splicer.pump(tcp, tcp, tap).await?);
             }
         }

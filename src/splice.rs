@@ -1,9 +1,11 @@
 //! TCP to TCP without copying through user space (Linux): bytes move
 //! socket -> pipe -> socket with splice(2), so the payload pages are handed
 //! from one socket buffer to the other and never reach a buffer of ours.
-//! Readiness comes from tokio (`async_io`): a splice that would block
-//! clears the socket's readiness and waits for the next event, as a `read`
-//! would.
+//! Readiness comes from tokio: a splice that would block clears the
+//! socket's readiness and waits for the next event, as a `read` would.
+//! splice(2) stops at TCP's urgent mark; the read side steps over it (see
+//! [`Splicer::past_urgent_mark`]), so urgent data behaves as in the copy
+//! loop.
 //!
 //! Used by `relay` (each direction of a TCP to TCP relay) and by `serve`'s
 //! echo once a connection streams (the socket back to itself). Measured on
@@ -11,9 +13,10 @@
 //! section.
 
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use nix::fcntl::{FcntlArg, OFlag, SpliceFFlags, fcntl, splice};
+use nix::sys::socket::{MsgFlags, recv};
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
@@ -21,9 +24,17 @@ use crate::copy::{CopyError, Tap};
 
 /// The pipe's capacity: 1 MiB lets one splice move a whole socket
 /// buffer's worth; the kernel's default (64 KiB) costs four times as many
-/// calls. An unprivileged process may get less (`pipe-max-size`): the
-/// default is then kept.
+/// calls. An unprivileged process may get less: above `pipe-max-size`, or
+/// once its user's pipes hold `pipe-user-pages-soft` (64 MiB), the kernel
+/// refuses and the pipe keeps what it has, down to 2 pages. The pipe's
+/// real capacity is asked for, not assumed.
 const PIPE_SIZE: i32 = 1 << 20;
+
+/// Below this capacity a splice moves less than one copy-loop read, and
+/// the copy is cheaper: a stream that may copy instead does.
+const WORTHWHILE: usize = 64 * 1024;
+
+const FLAGS: SpliceFFlags = SpliceFFlags::SPLICE_F_MOVE.union(SpliceFFlags::SPLICE_F_NONBLOCK);
 
 /// A pipe for one direction.
 struct Pipe {
@@ -37,7 +48,8 @@ impl Pipe {
     fn new() -> io::Result<Pipe> {
         let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?;
         let size = fcntl(&write, FcntlArg::F_SETPIPE_SZ(PIPE_SIZE))
-            .map_or(64 * 1024, |n| usize::try_from(n).unwrap_or(64 * 1024));
+            .or_else(|_| fcntl(&write, FcntlArg::F_GETPIPE_SZ))?;
+        let size = usize::try_from(size).map_err(|_| io::Error::other("negative pipe size"))?;
         Ok(Pipe { read, write, size })
     }
 }
@@ -53,6 +65,13 @@ impl Splicer {
         Pipe::new().map(|pipe| Splicer { pipe })
     }
 
+    /// A splicer for a stream that can also be copied: `None` when no pipe
+    /// can be had (no descriptors left) or when the kernel gives one too
+    /// small to beat the copy loop (an unprivileged user over its quota).
+    pub fn if_worthwhile() -> Option<Splicer> {
+        Splicer::new().ok().filter(|s| s.pipe.size >= WORTHWHILE)
+    }
+
     /// Moves `src` to `dst` until EOF; returns the bytes moved. `src` and
     /// `dst` may be the same socket (echo). The tap's activity and counters
     /// apply. `dst` is left open: the caller decides on the half-close.
@@ -63,17 +82,9 @@ impl Splicer {
         tap: &Tap<'_>,
     ) -> Result<u64, CopyError> {
         let pipe = &self.pipe;
-        let flags = SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK;
         let mut total = 0u64;
         loop {
-            // The pipe is empty here, so a splice that would block is
-            // waiting on the socket, and readiness is the socket's.
-            let n = src
-                .async_io(Interest::READABLE, || {
-                    splice(src, None, &pipe.write, None, pipe.size, flags).map_err(io::Error::from)
-                })
-                .await
-                .map_err(CopyError::Read)?;
+            let n = self.fill(src).await.map_err(CopyError::Read)?;
             if n == 0 {
                 return Ok(total);
             }
@@ -82,7 +93,7 @@ impl Splicer {
             while left > 0 {
                 let m = dst
                     .async_io(Interest::WRITABLE, || {
-                        splice(&pipe.read, None, dst, None, left, flags).map_err(io::Error::from)
+                        splice(&pipe.read, None, dst, None, left, FLAGS).map_err(io::Error::from)
                     })
                     .await
                     .map_err(CopyError::Write)?;
@@ -94,6 +105,57 @@ impl Splicer {
             }
             tap.gave(n);
             total += n as u64;
+        }
+    }
+}
+
+impl Splicer {
+    /// Moves what `src` has into the pipe, which is empty here (so a splice
+    /// that would block is waiting on the socket); 0 at EOF.
+    async fn fill(&self, src: &TcpStream) -> io::Result<usize> {
+        let pipe = &self.pipe;
+        let mut woken = false;
+        loop {
+            match src.try_io(Interest::READABLE, || {
+                splice(src, None, &pipe.write, None, pipe.size, FLAGS).map_err(io::Error::from)
+            }) {
+                // At the urgent mark after the peer's FIN, splice says 0
+                // too: only a receive tells the end from the mark.
+                Ok(0) => return Ok(self.past_urgent_mark(src)?.unwrap_or(0)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                result => return result,
+            }
+            // Woken for bytes that splice will not take: the urgent mark.
+            // (After a wake-up for bytes already taken, this costs one
+            // receive that finds nothing.)
+            if woken && let Some(n) = self.past_urgent_mark(src)? {
+                return Ok(n);
+            }
+            src.readable().await?;
+            woken = true;
+        }
+    }
+
+    /// splice(2) stops at TCP's urgent mark (`send(MSG_OOB)`, a telnet
+    /// Synch) and says EAGAIN while the bytes behind it wait, for ever, or
+    /// 0 once the peer has half-closed, as if at the end. A plain receive
+    /// steps over the mark, dropping the urgent byte as the copy loop does;
+    /// what it got goes into the pipe (0: the real end). `None`: nothing
+    /// was waiting after all.
+    fn past_urgent_mark(&self, src: &TcpStream) -> io::Result<Option<usize>> {
+        // PIPE_BUF bytes into an empty pipe are written whole.
+        let mut buf = [0u8; 4096];
+        match recv(src.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
+            Ok(0) => Ok(Some(0)),
+            Ok(n) => {
+                let written = nix::unistd::write(&self.pipe.write, &buf[..n])?;
+                if written < n {
+                    return Err(io::Error::other("the pipe took part of a write"));
+                }
+                Ok(Some(n))
+            }
+            Err(nix::errno::Errno::EAGAIN) => Ok(None),
+            Err(e) => Err(e.into()),
         }
     }
 }

@@ -25,7 +25,6 @@
 //! [`open`] and of the listener match in [`run`].
 
 mod io;
-#[cfg(target_os = "linux")]
 mod tls;
 mod udp;
 

@@ -126,7 +126,8 @@ fn answer(socket: &UdpSocket, ctx: &Ctx, policy: &Policy, stopping: &AtomicBool)
                 }
                 Err(Errno::EAGAIN | Errno::EINTR) => continue,
                 Err(e) => {
-                    // An ICMP error for an earlier reply; the socket goes on.
+                    // Nothing this socket expects (an unconnected UDP socket
+                    // is not told of ICMP errors): logged, and it goes on.
                     tracing::debug!("{}/udp receive: {}", ctx.service, e.desc());
                     continue;
                 }
@@ -162,7 +163,17 @@ fn send_all(
         let slices: Vec<[IoSlice<'_>; 1]> = rest.iter().map(|(r, _)| [IoSlice::new(r)]).collect();
         let addrs: Vec<Option<SockaddrStorage>> = rest.iter().map(|&(_, a)| Some(a)).collect();
         let no_control: [ControlMessage<'_>; 0] = [];
-        match sendmmsg(fd, headers, &slices, &addrs, no_control, MsgFlags::empty()) {
+        // Never blocking: a reply the socket's buffer cannot take now is
+        // dropped and counted, as the network may drop any datagram, and
+        // the thread stays free to stop.
+        match sendmmsg(
+            fd,
+            headers,
+            &slices,
+            &addrs,
+            no_control,
+            MsgFlags::MSG_DONTWAIT,
+        ) {
             Ok(sent) => {
                 let mut count = 0;
                 for r in sent {

@@ -107,6 +107,18 @@ fn tcp_to_tcp_carries_payloads_of_several_clients_at_once() {
 }
 
 #[test]
+fn tcp_to_tcp_carries_a_stream_across_an_urgent_byte() {
+    // splice(2) alone would stop at the urgent mark for ever.
+    let (_echo, target) = echo("--tcp");
+    let (_relay, addr) = relay(&["tcp-listen:0", &format!("tcp://{target}")]);
+    let before = util::random_bytes(4 << 20);
+    let back = util::echo_across_urgent_mark(&addr, &before, b"after the urgent byte");
+    let mut want = before;
+    want.extend_from_slice(b"after the urgent byte");
+    same(&back, &want);
+}
+
+#[test]
 fn tcp_to_unix_carries_a_payload() {
     let dir = tempfile::tempdir().unwrap();
     let (_echo, path) = unix_echo(dir.path());

@@ -758,6 +758,41 @@ fn echo_udp_answers_a_queued_burst_each_datagram_to_its_sender_in_order() {
 }
 
 #[test]
+fn echo_tcp_streams_across_an_urgent_byte_as_a_plain_read_does() {
+    // 4 MiB makes the connection a stream (spliced); splice(2) alone would
+    // stop at the urgent mark for ever and lose what follows it.
+    let server = Server::start(&["echo=0", "--tcp", "--json"], 1);
+    let before = util::random_bytes(4 << 20);
+    let addr = server.tcp("echo").to_string();
+    let back = util::echo_across_urgent_mark(&addr, &before, b"after the urgent byte");
+    assert_eq!(
+        back.len(),
+        before.len() + 21,
+        "{}",
+        show(&back[back.len().saturating_sub(40)..])
+    );
+    assert!(
+        back[..before.len()] == before[..],
+        "the stream before the mark differs"
+    );
+    assert_eq!(&back[before.len()..], b"after the urgent byte");
+    let out = server.stop();
+    let t = totals(&out);
+    assert_eq!(
+        count(&t, "echo", "bytes_in"),
+        (4 << 20) + 21,
+        "{}",
+        out.dump()
+    );
+    assert_eq!(
+        count(&t, "echo", "bytes_out"),
+        (4 << 20) + 21,
+        "{}",
+        out.dump()
+    );
+}
+
+#[test]
 fn discard_never_answers_over_tcp_or_udp() {
     let server = Server::start(&["discard=0", "--json"], 2);
     check_discard_tcp(server.tcp("discard")).unwrap();

@@ -426,3 +426,29 @@ impl Proc {
         found
     }
 }
+
+/// Sends `before`, one urgent byte (`MSG_OOB`, as a telnet Synch does),
+/// then `after` to the echoing `addr`, half-closes, and returns everything
+/// that comes back until EOF. An echo that reads normally drops the urgent
+/// byte, so `before` then `after` is the right answer.
+pub fn echo_across_urgent_mark(addr: &str, before: &[u8], after: &[u8]) -> Vec<u8> {
+    let stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let (before, after) = (before.to_vec(), after.to_vec());
+    let sender = std::thread::spawn(move || {
+        writer.write_all(&before).expect("send");
+        socket2::SockRef::from(&writer)
+            .send_out_of_band(b"U")
+            .expect("send urgent");
+        writer.write_all(&after).expect("send");
+        writer
+            .shutdown(std::net::Shutdown::Write)
+            .expect("half-close");
+    });
+    let mut back = Vec::new();
+    let read = (&stream).read_to_end(&mut back);
+    sender.join().expect("sender thread");
+    read.unwrap_or_else(|e| panic!("read after {} bytes: {e}", back.len()));
+    back
+}
