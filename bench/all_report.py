@@ -14,6 +14,8 @@ import json
 import os
 import sys
 
+from report_common import duration
+
 BENCH = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH)
 SOURCES = ("pipe", "serve", "scan")
@@ -134,16 +136,6 @@ def size(n):
 def minutes(s):
     s = round(s)
     return f"{s // 60} min {s % 60} s" if s >= 60 else f"{s} s"
-
-
-def duration(s):
-    if s is None:
-        return "?"
-    if s < 120:
-        return f"{s:.0f} s"
-    if s < 7200:
-        return f"{s / 60:.0f} min"
-    return f"{s / 3600:.1f} h"
 
 
 def from_scan(doc):

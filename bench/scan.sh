@@ -376,18 +376,12 @@ REPORT=$(
     cat <<'EOF'
 import json, os, statistics, sys
 
+from report_common import duration, num
+
 runs_file, tools_file, out = sys.argv[1:4]
 env = os.environ
 FIELDS = ("setup tool rep attempt status disturbed seconds user sys maxrss_kb other_cpu found verdict"
           " ports_done estimate_s error").split()
-
-
-def num(x):
-    try:
-        v = float(x)
-    except ValueError:
-        return None
-    return None if v != v else v
 
 
 runs = []
@@ -416,16 +410,6 @@ for line in open(tools_file):
 setups, order = env["SETUPS"].split(), env["TOOLS"].split()
 expected = [int(p) for p in env["EXPECTED"].split()]
 limit = float(env["SLOW_LIMIT"])
-
-
-def duration(s):
-    if s is None:
-        return "?"
-    if s < 120:
-        return f"{s:.0f} s"
-    if s < 7200:
-        return f"{s / 60:.0f} min"
-    return f"{s / 3600:.1f} h"
 
 
 summary, lines = [], []
@@ -609,7 +593,7 @@ main() {
         REPS=$REPS TARGET_ADDR=$TARGET_ADDR ROOT=$ROOT DATE=$(date -u +%FT%TZ) KERNEL=$(uname -r) \
         CPUS=$(nproc) CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo) \
         NOFILE_HARD=$NOFILE_HARD MAX_OTHER=$MAX_OTHER ATTEMPTS=$ATTEMPTS PYSCAN=$PYSCAN \
-        "$PYTHON" -c "$REPORT" "$RUNS" "$WORK/tools.tsv" "$JSON"
+        PYTHONPATH="$BENCH" "$PYTHON" -c "$REPORT" "$RUNS" "$WORK/tools.tsv" "$JSON"
     # exit 1 if any run failed
     ! awk -F'\t' '$5 == "failed" { bad = 1 } END { exit !bad }' "$RUNS"
 }

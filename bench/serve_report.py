@@ -10,6 +10,8 @@ import os
 import statistics
 import sys
 
+from report_common import num
+
 
 def load_result(path):
     """The JSON object a generator printed (netsmith bench or iperf3 -J)."""
@@ -63,14 +65,6 @@ def parse(workload, peer, path, rc, err):
     if value == 0:
         return out("false", value, **fields, error=f"no replies, errors {desc}")
     return out("true", value, **fields)
-
-
-def num(x):
-    try:
-        v = float(x)
-    except ValueError:
-        return None
-    return None if v != v else v
 
 
 def med(xs):
