@@ -37,27 +37,25 @@ fn backlog_int(backlog: u32) -> i32 {
 
 /// A UDP socket bound to `addr`.
 pub fn udp(addr: SocketAddr) -> Result<Datagram> {
-    let fail = |e: io::Error| {
-        Error::bind(
-            format!("cannot listen on udp://{addr}"),
-            &e,
-            Some(addr.port()),
-        )
-    };
     let socket = udp_std(addr)?;
-    socket.set_nonblocking(true).map_err(fail)?;
-    UdpSocket::from_std(socket).map(Datagram::Udp).map_err(fail)
+    socket
+        .set_nonblocking(true)
+        .and_then(|()| UdpSocket::from_std(socket))
+        .map(Datagram::Udp)
+        .map_err(|e| udp_failed(addr, &e))
 }
 
 /// A blocking UDP socket bound to `addr`, for a thread that serves it.
 pub fn udp_std(addr: SocketAddr) -> Result<std::net::UdpSocket> {
-    std::net::UdpSocket::bind(addr).map_err(|e| {
-        Error::bind(
-            format!("cannot listen on udp://{addr}"),
-            &e,
-            Some(addr.port()),
-        )
-    })
+    std::net::UdpSocket::bind(addr).map_err(|e| udp_failed(addr, &e))
+}
+
+fn udp_failed(addr: SocketAddr, e: &io::Error) -> Error {
+    Error::bind(
+        format!("cannot listen on udp://{addr}"),
+        e,
+        Some(addr.port()),
+    )
 }
 
 /// Removes a Unix socket file when dropped, so that the file goes away on

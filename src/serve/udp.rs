@@ -133,13 +133,14 @@ fn answer(socket: &UdpSocket, ctx: &Ctx, policy: &Policy, stopping: &AtomicBool)
                 }
             }
         }
+        // One clock reading per batch, for the poll and the rate limit.
         busy = Instant::now();
         let mut replies: Vec<(Cow<'_, [u8]>, SockaddrStorage)> = Vec::with_capacity(got.len());
         for (buf, &(n, addr)) in space.chunks(BUF_LEN).zip(&got) {
             let Some((addr, from)) = addr.and_then(|a| Some((a, socket_addr(&a)?))) else {
                 continue;
             };
-            if admit(ctx, policy, &mut limiter, from, n)
+            if admit(ctx, policy, &mut limiter, from, busy, n)
                 && let Some(reply) = ctx.answer(&buf[..n])
             {
                 replies.push((reply, addr));
@@ -202,9 +203,16 @@ fn socket_addr(addr: &SockaddrStorage) -> Option<SocketAddr> {
     }
 }
 
-/// Whether the datagram of `n` bytes from `from` gets an answer; counts it
-/// either way.
-fn admit(ctx: &Ctx, policy: &Policy, limiter: &mut RateLimit, from: SocketAddr, n: usize) -> bool {
+/// Whether the datagram of `n` bytes from `from`, received at `now`, gets
+/// an answer; counts it either way.
+fn admit(
+    ctx: &Ctx,
+    policy: &Policy,
+    limiter: &mut RateLimit,
+    from: SocketAddr,
+    now: Instant,
+    n: usize,
+) -> bool {
     if LOOP_PORTS.contains(&from.port()) || policy.own_ports.contains(&from.port()) {
         Stats::add(&ctx.stats.dropped_loop, 1);
         return false;
@@ -213,7 +221,7 @@ fn admit(ctx: &Ctx, policy: &Policy, limiter: &mut RateLimit, from: SocketAddr, 
         Stats::add(&ctx.stats.denied, 1);
         return false;
     }
-    if !limiter.admit(from.ip(), Instant::now()) {
+    if !limiter.admit(from.ip(), now) {
         Stats::add(&ctx.stats.dropped_rate, 1);
         return false;
     }
