@@ -1,7 +1,18 @@
 //! `--allow CIDR` and `--deny CIDR`: which client addresses a server talks
 //! to. Deny wins over allow; with no `--allow`, every address not denied is
-//! allowed. IPv4-mapped IPv6 addresses (`::ffff:10.0.0.1`, seen on a
-//! dual-stack `[::]` listener) are matched as the IPv4 address they carry.
+//! allowed.
+//!
+//! One rule for both address families, so that a client gets the same
+//! answer from an IPv4 listener (`127.0.0.1`, `0.0.0.0`) and from a
+//! dual-stack one (`::`), where the kernel shows the same IPv4 client as
+//! the IPv4-mapped address `::ffff:a.b.c.d`: **an IPv4 client has two
+//! forms, `a.b.c.d` and `::ffff:a.b.c.d`, and a rule matches it when it
+//! contains either form**, whichever family the listener is. So
+//! `127.0.0.1`, `127.0.0.0/8`, `::ffff:127.0.0.1` and `::ffff:127.0.0.0/104`
+//! all match the client 127.0.0.1; `0.0.0.0/0` and `::ffff:0:0/96` match
+//! every IPv4 client; `::/0` matches every client of either family (it
+//! holds every `::ffff:` address), while `0.0.0.0/0` matches no IPv6
+//! client. An IPv6 client (`::1`) has only its own form.
 
 use std::net::IpAddr;
 
@@ -22,11 +33,26 @@ impl Acl {
 
     /// Whether a client at `ip` may be served.
     pub fn admits(&self, ip: IpAddr) -> bool {
-        let ip = ip.to_canonical();
-        if self.deny.iter().any(|net| net.contains(&ip)) {
+        let forms = forms(ip);
+        let matches = |net: &IpNet| forms.iter().flatten().any(|ip| net.contains(ip));
+        if self.deny.iter().any(matches) {
             return false;
         }
-        self.allow.is_empty() || self.allow.iter().any(|net| net.contains(&ip))
+        self.allow.is_empty() || self.allow.iter().any(matches)
+    }
+}
+
+/// Every form of a client's address that a rule may name: an IPv4 client
+/// (`10.0.0.1`, or `::ffff:10.0.0.1` as a dual-stack listener sees it) is
+/// both; any other IPv6 address only itself.
+fn forms(ip: IpAddr) -> [Option<IpAddr>; 2] {
+    let v4 = match ip {
+        IpAddr::V4(v4) => Some(v4),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped(),
+    };
+    match v4 {
+        Some(v4) => [Some(IpAddr::V4(v4)), Some(IpAddr::V6(v4.to_ipv6_mapped()))],
+        None => [Some(ip), None],
     }
 }
 
@@ -57,6 +83,59 @@ mod tests {
         assert!(!a.admits("127.0.0.5".parse().unwrap()));
         assert!(!a.admits("::1".parse().unwrap()));
         assert!(a.admits("::ffff:127.0.0.1".parse().unwrap()));
+    }
+
+    /// Which clients a rule matches: the IPv4 client 127.0.0.1 (as an
+    /// IPv4 listener sees it, and as `::ffff:127.0.0.1` on a dual-stack
+    /// one), the IPv6 client `::1`, both, or neither.
+    #[derive(Clone, Copy)]
+    enum Hits {
+        V4,
+        V6,
+        Both,
+        Neither,
+    }
+
+    #[test]
+    fn hardening_05_every_rule_form_matches_both_forms_of_an_ipv4_client() {
+        use Hits::{Both, Neither, V4, V6};
+        let rules = [
+            (V4, "127.0.0.1"),
+            (V4, "127.0.0.0/8"),
+            (V4, "::ffff:127.0.0.1"),
+            (V4, "::ffff:127.0.0.0/104"),
+            (V4, "::ffff:0:0/96"),
+            (Both, "::/0"),
+            (V4, "0.0.0.0/0"),
+            (V6, "::1"),
+            (Neither, "10.0.0.0/8"),
+            (Neither, "::ffff:10.0.0.0/104"),
+        ];
+        let v4: IpAddr = "127.0.0.1".parse().unwrap();
+        let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        let v6: IpAddr = "::1".parse().unwrap();
+        for (hits, rule) in rules {
+            let deny = acl(&[], &[rule]);
+            let allow = acl(&[rule], &[]);
+            let hits_v4 = matches!(hits, V4 | Both);
+            let hits_v6 = matches!(hits, V6 | Both);
+            for (client, hit) in [(v4, hits_v4), (mapped, hits_v4), (v6, hits_v6)] {
+                assert_eq!(deny.admits(client), !hit, "--deny {rule}, client {client}");
+                assert_eq!(allow.admits(client), hit, "--allow {rule}, client {client}");
+            }
+        }
+    }
+
+    #[test]
+    fn hardening_05_mapped_client_outside_a_rule_is_not_matched() {
+        // ::ffff:10.0.0.1 is the IPv4 client 10.0.0.1: outside both loopback forms.
+        let a = acl(&["127.0.0.0/8", "::ffff:127.0.0.0/104"], &[]);
+        assert!(!a.admits("::ffff:10.0.0.1".parse().unwrap()));
+        assert!(!a.admits("10.0.0.1".parse().unwrap()));
+        // An IPv6 address that is not mapped is never taken for IPv4.
+        let a = acl(&[], &["0.0.0.0/0"]);
+        assert!(a.admits("::7f00:1".parse().unwrap()));
+        assert!(a.admits("64:ff9b::7f00:1".parse().unwrap()));
     }
 
     #[test]

@@ -60,14 +60,21 @@ impl Span {
         }
     }
 
-    /// Whether every address of the span is a loopback address.
+    /// Whether every address of the span is a loopback address: in
+    /// 127.0.0.0/8, `::1`, or 127.0.0.0/8 in its IPv4-mapped form
+    /// (`::ffff:127.0.0.1` is the IPv4 loopback; `::ffff:10.0.0.1` is not).
     pub fn is_loopback(self) -> bool {
         match self {
             Span::V4(a, b) => a >> 24 == 127 && b >> 24 == 127,
-            Span::V6(a, b) => a == 1 && b == 1,
+            Span::V6(a, b) => {
+                (a == 1 && b == 1) || (MAPPED_LOOPBACK.contains(&a) && MAPPED_LOOPBACK.contains(&b))
+            }
         }
     }
 }
+
+/// 127.0.0.0/8 as IPv4-mapped IPv6 addresses (`::ffff:127.0.0.0/104`).
+const MAPPED_LOOPBACK: std::ops::RangeInclusive<u128> = 0xffff_7f00_0000..=0xffff_7fff_ffff;
 
 /// An address, or `first-last`.
 impl std::fmt::Display for Span {
@@ -272,6 +279,9 @@ impl Targets {
             .map(|s| match *s {
                 Span::V4(a, _) if a >> 24 == 127 => IpAddr::V4(Ipv4Addr::new(128, 0, 0, 0)),
                 Span::V6(1, _) => IpAddr::V6(Ipv6Addr::from(2u128)),
+                Span::V6(a, _) if MAPPED_LOOPBACK.contains(&a) => {
+                    IpAddr::V6(Ipv6Addr::from(MAPPED_LOOPBACK.end() + 1))
+                }
                 other => other.first(),
             })
     }
@@ -426,5 +436,38 @@ mod tests {
         assert_eq!(t.outside_loopback(), Some("::".parse().unwrap()));
         let t = Targets::new([span("::1-2")], HashMap::new());
         assert_eq!(t.outside_loopback(), Some("::2".parse().unwrap()));
+    }
+
+    #[test]
+    fn hardening_05_mapped_loopback_is_loopback_and_mapped_other_is_not() {
+        for inside in [
+            "::ffff:127.0.0.1",
+            "[::ffff:127.0.0.1]",
+            "::ffff:127.0.0.0/104",
+            "::ffff:127.255.255.254-ffff",
+        ] {
+            let t = Targets::new([span(inside)], HashMap::new());
+            assert_eq!(t.outside_loopback(), None, "{inside}");
+        }
+        for (outside, first) in [
+            ("::ffff:10.0.0.1", "::ffff:10.0.0.1"),
+            (
+                "::ffff:126.255.255.255-::ffff:127.0.0.1",
+                "::ffff:126.255.255.255",
+            ),
+            (
+                "::ffff:127.255.255.255-::ffff:128.0.0.1",
+                "::ffff:128.0.0.0",
+            ),
+            ("::ffff:0:0/96", "::ffff:0.0.0.0"),
+            ("::7f00:1", "::7f00:1"),
+        ] {
+            let t = Targets::new([span(outside)], HashMap::new());
+            assert_eq!(
+                t.outside_loopback(),
+                Some(first.parse().unwrap()),
+                "{outside}"
+            );
+        }
     }
 }

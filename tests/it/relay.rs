@@ -473,3 +473,19 @@ fn refused_certificate_closes_the_client_and_the_relay_goes_on() {
     closed_without_a_byte(&bad_addr);
     bad.wait_stderr("client closed");
 }
+
+#[test]
+fn hardening_05_rule_forms_match_ipv4_clients_on_ipv4_and_dual_stack_listeners() {
+    let (_echo, target) = echo("--tcp");
+    let failures = util::check_rule_forms(|bind, flag, rule| {
+        let listen = if bind.contains(':') {
+            format!("tcp-listen:[{bind}]:0")
+        } else {
+            format!("tcp-listen:{bind}:0")
+        };
+        let mut relay = util::spawn(&["relay", flag, rule, &listen, &target]);
+        let port = relay.port();
+        (relay, port)
+    });
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}

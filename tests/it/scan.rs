@@ -1363,3 +1363,14 @@ fn adaptive_mode_is_exact() {
     assert_counts(&r.summary, [3, 65535 - 3, 0, 0, 0, 0]);
     assert!(r.summary.seconds < 10.0, "{:?}", r.summary);
 }
+
+/// `::ffff:127.0.0.1` is the IPv4 loopback in IPv6 form: scanned without
+/// `--authorized` (`::ffff:10.0.0.1` stays refused, in the table above).
+#[test]
+fn hardening_05_mapped_loopback_target_needs_no_authorized() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let out = util::run(&["scan", "::ffff:127.0.0.1", "-p", &port, "--json"], b"");
+    out.ok();
+    assert_eq!(report(&out).summary.open, 1, "{}", out.dump());
+}

@@ -1820,3 +1820,13 @@ fn max_conns_is_shared_by_all_services_without_starving_any() {
     assert!(!out.stdout.is_empty(), "{}", out.dump());
     server.interrupt().ok();
 }
+
+#[test]
+fn hardening_05_rule_forms_match_ipv4_clients_on_ipv4_and_dual_stack_listeners() {
+    let failures = util::check_rule_forms(|bind, flag, rule| {
+        let server = Server::start(&["echo=0", "--tcp", "--bind", bind, flag, rule], 1);
+        let port = server.tcp("echo").port();
+        (server.proc, port)
+    });
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}

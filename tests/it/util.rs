@@ -452,3 +452,55 @@ pub fn echo_across_urgent_mark(addr: &str, before: &[u8], after: &[u8]) -> Vec<u
     read.unwrap_or_else(|e| panic!("read after {} bytes: {e}", back.len()));
     back
 }
+
+/// Issue 17 item 5: each `--allow`/`--deny` rule form, and whether it
+/// matches the IPv4 client `127.0.0.1` (on any listener) and the IPv6 client
+/// `::1` (on a dual-stack one).
+pub const RULE_FORMS: &[(&str, bool, bool)] = &[
+    ("127.0.0.1", true, false),
+    ("127.0.0.0/8", true, false),
+    ("::ffff:127.0.0.1", true, false),
+    ("::ffff:127.0.0.0/104", true, false),
+    ("::/0", true, true),
+    ("0.0.0.0/0", true, false),
+];
+
+/// Runs every rule form of [`RULE_FORMS`] as `--deny` and as `--allow`
+/// through a server that `start(bind, flag, rule)` starts on `bind`
+/// (`127.0.0.1`, then `::`) and whose echoing port it returns, and checks what
+/// `netsmith connect -4 127.0.0.1` (and `-6 ::1` on `::`) gets back: "hi"
+/// when admitted, nothing when refused. Returns what went wrong.
+pub fn check_rule_forms(start: impl Fn(&str, &str, &str) -> (Proc, u16)) -> Vec<String> {
+    let mut failures = Vec::new();
+    for &(rule, hits_v4, hits_v6) in RULE_FORMS {
+        for flag in ["--deny", "--allow"] {
+            for bind in ["127.0.0.1", "::"] {
+                let (server, port) = start(bind, flag, rule);
+                let port = port.to_string();
+                let mut clients = vec![("-4", "127.0.0.1", hits_v4)];
+                if bind == "::" {
+                    clients.push(("-6", "::1", hits_v6));
+                }
+                for (family, client, hit) in clients {
+                    let admitted = hit == (flag == "--allow");
+                    let out = run(&["connect", family, client, &port], b"hi\n");
+                    let got = out.out();
+                    let right = if admitted {
+                        got == "hi\n" && out.code() == Some(0)
+                    } else {
+                        got.is_empty()
+                    };
+                    if !right {
+                        let want = if admitted { "served" } else { "refused" };
+                        failures.push(format!(
+                            "bind {bind} {flag} {rule}: client {client} should be {want}\n{}",
+                            out.dump()
+                        ));
+                    }
+                }
+                drop(server);
+            }
+        }
+    }
+    failures
+}
