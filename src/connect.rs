@@ -149,6 +149,7 @@ fn parse_source(
     let parsed = if let Ok(sa) = text.parse::<SocketAddr>() {
         sa
     } else {
+        endpoint::refuse_numeric(text)?;
         let host = endpoint::parse_host(text).map_err(|_| bad())?;
         match host {
             endpoint::Host::Ip(ip) => SocketAddr::new(ip, 0),

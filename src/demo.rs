@@ -439,7 +439,9 @@ async fn host_name() -> Result<Exchange> {
         family: crate::net::Family::V4,
         numeric: false,
     };
-    let host = crate::endpoint::parse_host(&name)?;
+    // Not typed: even an all-numeric host name is a name to look up.
+    let host = crate::endpoint::parse_host(&name)
+        .unwrap_or_else(|_| crate::endpoint::Host::Name(name.clone()));
     let ip = match resolve.answer(&host).await {
         Ok(answer) => answer.addrs[0],
         Err(e) => {

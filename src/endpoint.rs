@@ -146,6 +146,7 @@ pub fn parse_host(text: &str) -> Result<Host> {
     if let Ok(ip) = inner.parse::<IpAddr>() {
         return Ok(Host::Ip(ip));
     }
+    refuse_numeric(inner)?;
     if inner.contains(':') || inner.contains('[') || inner.contains(']') {
         return Err(Error::usage(format!(
             "invalid IPv6 address \"{text}\": expected a literal such as ::1 or [fe80::1]"
@@ -161,6 +162,79 @@ pub fn parse_host(text: &str) -> Result<Host> {
         )));
     }
     Ok(Host::Name(inner.to_string()))
+}
+
+/// Refuses a host that is all numbers and dots (or `0x` hex numbers) but
+/// not a dotted quad of 0-255: `0`, `127.1`, `010.0.0.1` and `0x7f.1` are
+/// shorthand that C's `inet_aton` (and so `getaddrinfo`) silently widens
+/// to an address (`0` to 0.0.0.0: every interface), and `1.2.3.4.5`,
+/// `999.0.0.1` are malformed addresses, never names (no top-level domain
+/// is numeric). Either way the user gets exit 2 and the value named: the
+/// full form to write, or the part that is wrong. `Ok` for anything else,
+/// which is then an address literal or a name.
+pub fn refuse_numeric(text: &str) -> Result<()> {
+    let numeric = |p: &str| match p.strip_prefix("0x").or_else(|| p.strip_prefix("0X")) {
+        Some(hex) => hex.bytes().all(|b| b.is_ascii_hexdigit()),
+        None => !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()),
+    };
+    let parts: Vec<&str> = text.split('.').collect();
+    if !parts.iter().all(|p| p.is_empty() || numeric(p)) || !parts.iter().any(|p| numeric(p)) {
+        return Ok(());
+    }
+    if text.parse::<std::net::Ipv4Addr>().is_ok() {
+        return Ok(());
+    }
+    let bad = |why: String| {
+        Err(Error::usage(format!(
+            "invalid address \"{text}\": {why}; write four numbers 0-255, such as 127.0.0.1"
+        )))
+    };
+    if parts.iter().any(|p| p.is_empty()) {
+        return bad("an octet is empty".into());
+    }
+    if parts.len() > 4 {
+        return bad(format!(
+            "{} numbers, but an IPv4 address has 4",
+            parts.len()
+        ));
+    }
+    // inet_aton's reading: each part but the last is one octet; the last
+    // fills the bits that are left (127.1 is 127.0.0.1).
+    let value = |p: &str| match p.strip_prefix("0x").or_else(|| p.strip_prefix("0X")) {
+        Some("") => Some(0),
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None if p.len() > 1 && p.starts_with('0') => u64::from_str_radix(&p[1..], 8).ok(),
+        None => p.parse::<u64>().ok(),
+    };
+    let last_bits = 32 - 8 * (parts.len() - 1);
+    let mut address: u64 = 0;
+    for (i, part) in parts.iter().enumerate() {
+        let bits = if i + 1 == parts.len() { last_bits } else { 8 };
+        match value(part) {
+            Some(v) if v < 1u64 << bits => address = (address << bits) | v,
+            _ if bits == 8 => return bad(format!("octet {part} is more than 255")),
+            _ if parts.len() == 1 => return bad(format!("{part} is more than 32 bits hold")),
+            _ => {
+                return bad(format!(
+                    "{part} is more than the last {bits} bits of the address hold"
+                ));
+            }
+        }
+    }
+    let full = std::net::Ipv4Addr::from(u32::try_from(address).unwrap_or(u32::MAX));
+    let note = if parts
+        .iter()
+        .any(|p| p.starts_with("0x") || p.starts_with("0X"))
+    {
+        " (0x means hex)"
+    } else if parts.iter().any(|p| p.len() > 1 && p.starts_with('0')) {
+        " (a leading 0 means octal)"
+    } else {
+        ""
+    };
+    Err(Error::usage(format!(
+        "shorthand address \"{text}\"{note}: write it in full, {full}"
+    )))
 }
 
 impl Endpoint {
@@ -558,6 +632,77 @@ mod tests {
         }
     }
 
+    /// Asserts that `parse_host` refuses `text` with exit 2 and a message
+    /// holding every one of `words`.
+    #[track_caller]
+    fn refused_naming(text: &str, words: &[&str]) {
+        let err = parse_host(text).unwrap_err();
+        assert_eq!(err.exit_code(), 2, "{text}");
+        let err = err.to_string();
+        for word in words {
+            assert!(err.contains(word), "{text}: {err} lacks {word}");
+        }
+    }
+
+    #[test]
+    fn hardening_15_shorthand_addresses_are_refused_with_the_full_form() {
+        for (text, full) in [
+            ("0", "0.0.0.0"),
+            ("0.0", "0.0.0.0"),
+            ("127.1", "127.0.0.1"),
+            ("127.0.1", "127.0.0.1"),
+            ("10.1.2", "10.1.0.2"),
+            ("2130706433", "127.0.0.1"),
+            ("0x7f.1", "127.0.0.1"),
+            ("0X7F000001", "127.0.0.1"),
+            ("010.0.0.1", "8.0.0.1"),
+            ("0177.0.0.01", "127.0.0.1"),
+        ] {
+            let quoted = format!("\"{text}\"");
+            refused_naming(text, &[&quoted, &format!("write it in full, {full}")]);
+        }
+        // The same rule in every spelling of the grammar.
+        for text in ["0:8080", "tcp://0.0:80", "udp://127.1:53"] {
+            assert!(
+                tcp(text).unwrap_err().to_string().contains("shorthand"),
+                "{text}"
+            );
+        }
+        let two = Endpoint::from_parts("0", "8080", Proto::Tcp, PortZero::Allowed);
+        assert!(two.unwrap_err().to_string().contains("0.0.0.0"));
+        // Dotted quads, IPv6 and names are what they were.
+        assert_eq!(
+            parse_host("0.0.0.0").unwrap(),
+            Host::Ip([0, 0, 0, 0].into())
+        );
+        assert_eq!(
+            parse_host("::").unwrap(),
+            Host::Ip(Ipv6Addr::UNSPECIFIED.into())
+        );
+        for name in ["localhost", "1e100.net", "0xdead.example", "db-1", "x0"] {
+            assert_eq!(parse_host(name).unwrap(), Host::Name(name.into()), "{name}");
+        }
+    }
+
+    #[test]
+    fn hardening_16_malformed_numeric_addresses_name_the_octet() {
+        for (text, words) in [
+            ("1.2.3.4.5", "5 numbers"),
+            ("999.0.0.1", "octet 999 is more than 255"),
+            ("300.1.1.1", "octet 300 is more than 255"),
+            ("1.2.3.256", "octet 256 is more than 255"),
+            ("0x100.0.0.1", "octet 0x100"),
+            ("1.2.3.4.", "empty"),
+            ("1..3.4", "empty"),
+            ("1.16777216", "16777216"),
+            ("4294967296", "4294967296"),
+            ("99999999999999999999999", "99999999999999999999999"),
+        ] {
+            refused_naming(text, &[&format!("invalid address \"{text}\""), words]);
+        }
+        assert!(tcp("999.0.0.1:80").unwrap_err().to_string().contains("999"));
+    }
+
     #[test]
     fn udp_flag_makes_unix_a_datagram_socket() {
         assert_eq!(
@@ -717,6 +862,10 @@ mod side_tests {
             ("unix-listen:", "empty path"),
             ("localhost", "missing port"),
             ("127.0.0.1:0", "\"0\""),
+            ("tcp-listen:0:8080", "0.0.0.0"),
+            ("udp-listen:0.0:53", "0.0.0.0"),
+            ("tls-listen:127.1:0", "127.0.0.1"),
+            ("300.1.1.1:80", "octet 300"),
         ] {
             let err = side(text).unwrap_err().to_string();
             assert!(err.contains(words), "{text}: {err}");

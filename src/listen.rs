@@ -235,6 +235,9 @@ async fn bind(cfg: &ListenConfig) -> Result<(Bound, Option<bind::SocketFile>)> {
     if !cfg.quiet {
         eprintln!("listening on {name}");
     }
+    if let Some(addr) = local {
+        crate::net::warn_if_exposed(&name, addr.ip());
+    }
     Ok((bound, file))
 }
 

@@ -263,7 +263,9 @@ async fn answer(resolve: &Resolve, query: &Query) -> Result<Vec<Answer>> {
                 text: format!("this host is {name}"),
                 json: json!({ "hostname": name }),
             }];
-            let host = endpoint::parse_host(&name)?;
+            // This host's name as the system has it, not typed: even an
+            // all-numeric one is a name to look up.
+            let host = endpoint::parse_host(&name).unwrap_or_else(|_| Host::Name(name.clone()));
             answers.extend(addresses(resolve, &name, &host).await?);
             Ok(answers)
         }

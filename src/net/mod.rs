@@ -22,6 +22,37 @@ pub fn raise_fd_limit() -> u64 {
         .unwrap_or(1024)
 }
 
+/// Whether `ip` is a loopback address: 127.0.0.0/8 and `::1`, and
+/// 127.0.0.0/8 in IPv4-mapped form (`::ffff:127.0.0.1` is loopback,
+/// `::ffff:10.0.0.1` is not).
+pub fn is_loopback(ip: IpAddr) -> bool {
+    ip.to_canonical().is_loopback()
+}
+
+/// The warning a server gives when it binds `ip` (shown as `shown`, with
+/// its port or scheme) beyond loopback, so that no bind to every interface
+/// goes unsaid; `None` on loopback.
+pub fn exposure(shown: &str, ip: IpAddr) -> Option<String> {
+    if is_loopback(ip) {
+        return None;
+    }
+    let which = if ip.to_canonical().is_unspecified() {
+        "every interface"
+    } else {
+        "not loopback"
+    };
+    Some(format!(
+        "warning: {shown} is open to other hosts ({which}); bind 127.0.0.1 to keep it to this host"
+    ))
+}
+
+/// Says [`exposure`]'s warning on stderr, whatever `-q` says.
+pub fn warn_if_exposed(shown: &str, ip: IpAddr) {
+    if let Some(line) = exposure(shown, ip) {
+        eprintln!("{line}");
+    }
+}
+
 /// Which address families a command may use (`-4`, `-6`, or both).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Family {

@@ -258,6 +258,7 @@ pub async fn run(cfg: RelayConfig) -> Result<()> {
                 let socket = bind::udp(addr)?;
                 let local = socket.local_addr().unwrap_or(addr);
                 announce(&cfg, &format!("udp://{local}"));
+                crate::net::warn_if_exposed(&format!("udp://{local}"), local.ip());
                 let Side::Connect(target) = &cfg.to else {
                     return Err(Error::usage("udp-listen: relays to udp://HOST:PORT only"));
                 };
@@ -266,6 +267,7 @@ pub async fn run(cfg: RelayConfig) -> Result<()> {
             let listener = bind::tcp(addr, LISTEN_BACKLOG)?;
             let local = listener.local_addr().unwrap_or(addr);
             announce(&cfg, &local.to_string());
+            crate::net::warn_if_exposed(&local.to_string(), local.ip());
             serve(&listener, &cfg, max).await
         }
         Endpoint::Unix { path, .. } => {

@@ -103,7 +103,11 @@ pub fn parse(text: &str) -> Result<Spec> {
     if let Ok(ip) = bare.parse::<IpAddr>() {
         return Ok(Spec::Span(Span::single(ip)));
     }
+    // The endpoint grammar's rule for numbers that are not a dotted quad
+    // (127.1, 300.1.2.3), as every command has it.
+    crate::endpoint::refuse_numeric(bare)?;
     if let Some((addr, bits)) = bare.split_once('/') {
+        crate::endpoint::refuse_numeric(addr)?;
         let net: IpNet = bare.parse().map_err(|_| {
             Error::usage(format!(
                 "invalid CIDR block \"{text}\": want ADDRESS/BITS, such as 10.1.2.0/24 or fd00::/120{}",
@@ -117,10 +121,11 @@ pub fn parse(text: &str) -> Result<Spec> {
             IpNet::V6(n) => Span::V6(n.network().into(), n.broadcast().into()),
         }));
     }
-    if let Some((from, to)) = bare.split_once('-')
-        && let Ok(start) = from.parse::<IpAddr>()
-    {
-        return range(text, start, to).map(Spec::Span);
+    if let Some((from, to)) = bare.split_once('-') {
+        if let Ok(start) = from.parse::<IpAddr>() {
+            return range(text, start, to).map(Spec::Span);
+        }
+        crate::endpoint::refuse_numeric(from)?;
     }
     let valid_name = bare.len() <= 253
         && bare.split('.').all(|l| {
@@ -378,7 +383,7 @@ mod tests {
         assert!(err("::/129").contains("longer than 128 bits"));
         assert!(err("10.1.2.0/x").contains("invalid CIDR block"));
         assert!(err("").contains("empty target"));
-        assert!(err("300.1.2.3").contains("invalid target"));
+        assert!(err("300.1.2.3").contains("octet 300"));
         assert!(err("a..b").contains("invalid target"));
         assert!(err("fd00::1-12345").contains("invalid range"));
     }

@@ -226,6 +226,11 @@ fn bind_all(cfg: &ServeConfig) -> Result<Bound> {
         contexts: Vec::new(),
         files: Vec::new(),
     };
+    if cfg.tcp || cfg.udp {
+        // One line for every service: they all bind the same address.
+        let shown = endpoint::Host::Ip(cfg.bind).to_string();
+        crate::net::warn_if_exposed(&shown, cfg.bind);
+    }
     for &(svc, port) in &cfg.services {
         let ctx = Arc::new(Ctx::new(
             svc,

@@ -404,3 +404,53 @@ echo "elapsed_ms=$(( (end - start) / 1000000 ))"
     );
     assert!(out.stderr.contains("head start over"), "{}", out.dump());
 }
+
+/// Every server says a bind beyond loopback on stderr, naming the address;
+/// run in a network namespace of its own, so that the wildcard binds open
+/// nothing to the machine's real networks.
+#[test]
+fn hardening_15_every_server_says_a_bind_beyond_loopback() {
+    let bin = crate::util::bin();
+    let bin = bin.to_str().unwrap();
+    for (args, shown) in [
+        (&["listen", "0.0.0.0", "0"][..], "0.0.0.0:"),
+        (&["listen", "-u", "[::]:0"], "udp://[::]:"),
+        (&["listen", "-s", "::", "-p", "0"], "[::]:"),
+        (&["serve", "echo=0", "--bind", "0.0.0.0"], "0.0.0.0 "),
+        (&["serve", "echo=0", "--tcp", "--bind", "::"], "[::] "),
+        (
+            &["relay", "tcp-listen:0.0.0.0:0", "127.0.0.1:9"],
+            "0.0.0.0:",
+        ),
+        (
+            &["relay", "udp-listen:[::]:0", "udp://[::1]:9"],
+            "udp://[::]:",
+        ),
+    ] {
+        let mut all = vec!["-n", bin];
+        all.extend(args);
+        let mut p = crate::util::spawn_cmd("unshare", &all);
+        let line = p.wait_stderr("open to other hosts");
+        assert!(
+            line.starts_with(&format!("warning: {shown}")) && line.contains("every interface"),
+            "{args:?}: {line}"
+        );
+    }
+}
+
+/// Loopback, in either family and in IPv4-mapped form, is said nothing of.
+#[test]
+fn hardening_15_a_loopback_bind_has_no_warning() {
+    for (args, client) in [
+        (&["listen", "0"][..], "127.0.0.1"),
+        (&["listen", "::1", "0"], "[::1]"),
+        (&["listen", "[::ffff:127.0.0.1]:0"], "127.0.0.1"),
+    ] {
+        let mut p = spawn(args);
+        let port = p.port();
+        drop(connect(&format!("{client}:{port}")));
+        let out = p.finish(WAIT);
+        out.ok();
+        assert!(!out.stderr.contains("warning"), "{}", out.dump());
+    }
+}
