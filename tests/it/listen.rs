@@ -454,3 +454,102 @@ fn hardening_15_a_loopback_bind_has_no_warning() {
         assert!(!out.stderr.contains("warning"), "{}", out.dump());
     }
 }
+
+/// Sends `data` to a Unix stream echo server at `path`, half-closes, and
+/// returns what came back.
+fn unix_echo_exchange(path: &std::path::Path, data: &[u8]) -> Vec<u8> {
+    let mut s = std::os::unix::net::UnixStream::connect(path)
+        .unwrap_or_else(|e| panic!("connect {}: {e}", path.display()));
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    s.write_all(data).unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    let mut back = Vec::new();
+    s.read_to_end(&mut back).unwrap();
+    back
+}
+
+/// A live Unix socket bound through a symlinked directory, or through a
+/// relative path (neither is the path the second server names, as text),
+/// survives every server command that would bind the same file: each exits
+/// 2 without touching it, and the first server still answers.
+#[test]
+fn hardening_06_a_live_unix_socket_is_never_taken_over() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("real")).unwrap();
+    std::os::unix::fs::symlink("real", dir.path().join("link")).unwrap();
+    let real = dir.path().join("real/echo.sock");
+    let bin = crate::util::bin();
+    let bin = bin.to_str().unwrap();
+    // How the first server is started: through the symlink, through a
+    // relative path, in a network namespace of its own (where this one's
+    // socket table does not show it), and in which working directory.
+    for (first, cwd) in [
+        (&[bin, "serve", "echo", "--unix", "link"][..], dir.path()),
+        (
+            &[bin, "serve", "echo", "--unix", "."],
+            &*dir.path().join("real"),
+        ),
+        (
+            &["unshare", "-n", bin, "serve", "echo", "--unix", "real"],
+            dir.path(),
+        ),
+    ] {
+        let mut cmd = std::process::Command::new(first[0]);
+        cmd.args(&first[1..]).current_dir(cwd);
+        let mut first = crate::util::spawn_command(cmd, first.join(" "));
+        first.listening_services(1);
+        let inode = |p: &std::path::Path| {
+            std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap())
+        };
+        let before = inode(&real);
+        let real_str = real.to_str().unwrap();
+        let unix_listen = format!("unix-listen:{real_str}");
+        let real_dir = dir.path().join("real");
+        for second in [
+            &["listen", "--unix", real_str][..],
+            &["listen", "-u", "--unix", real_str],
+            &["listen", &format!("unix:{real_str}")],
+            &["serve", "echo", "--unix", real_dir.to_str().unwrap()],
+            &["relay", &unix_listen, "127.0.0.1:9"],
+        ] {
+            let out = spawn(second).finish(WAIT);
+            out.code_is(2);
+            assert!(out.stderr.contains("another process"), "{}", out.dump());
+            assert_eq!(inode(&real), before, "{second:?} replaced the socket file");
+            assert_eq!(unix_echo_exchange(&real, b"still here"), b"still here");
+        }
+        let out = first.interrupt();
+        out.ok();
+        assert!(
+            !real.exists(),
+            "the first server left its file\n{}",
+            out.dump()
+        );
+    }
+}
+
+/// A server removes at exit only the file it bound: a file put at its path
+/// since is left as it is.
+#[test]
+fn hardening_06_a_file_replaced_after_bind_is_not_removed_at_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let path_str = path.to_str().unwrap();
+    for args in [
+        &["listen", "-k", "--unix", path_str][..],
+        &["listen", "-u", "--unix", path_str],
+        &["relay", &format!("unix-listen:{path_str}"), "127.0.0.1:9"],
+    ] {
+        let mut server = spawn(args);
+        server.listening();
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, "someone else's").unwrap();
+        server.interrupt();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "someone else's",
+            "{args:?} removed a file it did not bind"
+        );
+        std::fs::remove_file(&path).unwrap();
+    }
+}
