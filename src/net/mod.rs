@@ -204,3 +204,33 @@ fn lookup_failure(err: &dns_lookup::LookupError) -> &'static str {
         _ => "name resolution failed",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hardening_15_binds_beyond_loopback_are_said_mapped_loopback_is_not() {
+        for local in ["127.0.0.1", "127.5.5.5", "::1", "::ffff:127.0.0.1"] {
+            let ip: IpAddr = local.parse().unwrap();
+            assert!(is_loopback(ip), "{local}");
+            assert_eq!(exposure(local, ip), None, "{local}");
+        }
+        for (local, which) in [
+            ("0.0.0.0", "every interface"),
+            ("::", "every interface"),
+            ("::ffff:0.0.0.0", "every interface"),
+            ("::ffff:10.0.0.1", "not loopback"),
+            ("10.0.0.1", "not loopback"),
+            ("fe80::1", "not loopback"),
+        ] {
+            let ip: IpAddr = local.parse().unwrap();
+            assert!(!is_loopback(ip), "{local}");
+            let line = exposure(local, ip).unwrap_or_default();
+            assert!(
+                line.starts_with(&format!("warning: {local} ")) && line.contains(which),
+                "{local}: {line}"
+            );
+        }
+    }
+}
