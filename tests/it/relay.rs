@@ -473,3 +473,25 @@ fn refused_certificate_closes_the_client_and_the_relay_goes_on() {
     closed_without_a_byte(&bad_addr);
     bad.wait_stderr("client closed");
 }
+
+#[test]
+fn hardening_02_relay_stdio_stdout_write_error_is_exit_1_and_epipe_is_quiet() {
+    let (_echo, target) = echo("--tcp");
+    let data = util::random_bytes(1 << 20);
+    let out = util::run_to_full(&["relay", "-", &target], &data);
+    util::assert_stdout_full(&out);
+    // `| head`: the reader leaving is a quiet end, not "broken pipe".
+    let bin = util::bin();
+    let out = util::run_cmd(
+        "bash",
+        &[
+            "-c",
+            "set -o pipefail; \"$0\" relay - \"$1\" | head -c 10 >/dev/null",
+            bin.to_str().unwrap(),
+            &target,
+        ],
+        &data,
+    );
+    out.ok();
+    assert!(out.stderr.is_empty(), "{}", out.dump());
+}

@@ -1363,3 +1363,11 @@ fn adaptive_mode_is_exact() {
     assert_counts(&r.summary, [3, 65535 - 3, 0, 0, 0, 0]);
     assert!(r.summary.seconds < 10.0, "{:?}", r.summary);
 }
+
+#[test]
+fn hardening_02_scan_json_stdout_write_error_is_exit_1() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let out = util::run_to_full(&["scan", "127.0.0.1", "-p", &port, "--json"], b"");
+    util::assert_stdout_full(&out);
+}

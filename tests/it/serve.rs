@@ -1820,3 +1820,11 @@ fn max_conns_is_shared_by_all_services_without_starving_any() {
     assert!(!out.stdout.is_empty(), "{}", out.dump());
     server.interrupt().ok();
 }
+
+#[test]
+fn hardening_02_serve_totals_stdout_write_error_is_exit_1() {
+    let mut p = util::spawn_to_full(&["serve", "echo=0", "--tcp"]);
+    p.wait_stderr("listening on");
+    let out = p.interrupt();
+    util::assert_stdout_full(&out);
+}
