@@ -1828,3 +1828,15 @@ fn hardening_02_serve_totals_stdout_write_error_is_exit_1() {
     let out = p.interrupt();
     util::assert_stdout_full(&out);
 }
+
+#[test]
+fn hardening_03_serve_refuses_allow_truncation_it_would_not_use() {
+    let out = util::run(&["serve", "--tls", "--allow-truncation", "echo=0"], b"");
+    out.code_is(2);
+    assert!(
+        out.stderr
+            .contains("--allow-truncation is for listen and connect"),
+        "{}",
+        out.dump()
+    );
+}
