@@ -459,11 +459,11 @@ async fn deliver(targets: &[Client], bytes: &Bytes) {
             .is_err()
         {
             tracing::warn!(
-                "netsmith: {}: dropped: read none of stdin for {} while {} chunks waited \
+                "netsmith: {}: dropped: its queue of stdin ({} chunks) stayed full for {} \
                  (listen -k); the other clients go on",
                 client.peer,
-                crate::duration::show(CLIENT_STALL),
-                CLIENT_QUEUE
+                CLIENT_QUEUE,
+                crate::duration::show(CLIENT_STALL)
             );
             client.dropped.cancel();
         }
