@@ -149,6 +149,8 @@ impl SessionArgs {
             crlf: self.crlf,
             hex: self.hex,
             label_hex: false,
+            input_pause: session::stdin_pause(),
+            allow_truncation: false,
         }
     }
 

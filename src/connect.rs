@@ -71,6 +71,8 @@ pub struct ConnectConfig {
     pub args: SessionArgs,
     /// TLS on the stream (`--tls` or `tls://`).
     pub tls: Option<Connector>,
+    /// `--allow-truncation`: a close without `close_notify` is an end.
+    pub allow_truncation: bool,
 }
 
 impl TryFrom<ConnectArgs> for ConnectConfig {
@@ -125,6 +127,7 @@ impl TryFrom<ConnectArgs> for ConnectConfig {
             },
             args: a.session,
             tls,
+            allow_truncation: a.tls.allow_truncation,
         })
     }
 }
@@ -169,7 +172,14 @@ pub async fn run(cfg: ConnectConfig) -> Result<()> {
     match open(&cfg).await? {
         Opened::Stream(stream, peer) => {
             tracing::info!("connected to {peer}");
-            session::run(stream, &peer, input(&cfg.args), out, &cfg.args.options()).await
+            let opts = session::Options {
+                allow_truncation: cfg.allow_truncation,
+                ..cfg.args.options()
+            };
+            tokio::select! {
+                r = session::run(stream, &peer, input(&cfg.args), out, &opts) => r,
+                r = stdio::ended() => r,
+            }
         }
         Opened::Datagram(socket) => {
             datagram::client(

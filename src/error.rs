@@ -14,7 +14,8 @@ use std::io;
 pub mod exit {
     /// The command did what it was asked.
     pub const SUCCESS: u8 = 0;
-    /// The network said no: refused, unreachable, reset, timed out, no reply, no such host.
+    /// The network said no: refused, unreachable, reset, timed out, no reply, no such host;
+    /// or data was lost or truncated (unsent input, a failed stdout, TLS without `close_notify`).
     pub const NETWORK: u8 = 1;
     /// The input was wrong, or the local system refused (bind, privilege, file).
     pub const USAGE: u8 = 2;
@@ -43,7 +44,8 @@ pub enum Error {
     Resolve(String),
 
     /// A network operation failed in a way the peer or the path decided:
-    /// refused, reset, unreachable, timed out.
+    /// refused, reset, unreachable, timed out; or data was lost on the way
+    /// (input not sent, stdout not written).
     #[error("{what}: {reason}")]
     Network { what: String, reason: String },
 
@@ -95,10 +97,11 @@ impl Error {
         }
     }
 
-    /// Writing stdout failed other than by its reader leaving (exit 2).
+    /// Writing stdout failed other than by its reader leaving (a full
+    /// disk): what did not reach it is lost, exit 1, as a transfer cut short.
     pub fn stdout(err: &io::Error) -> Self {
-        Error::Local {
-            what: "write stdout".into(),
+        Error::Network {
+            what: "write to stdout".into(),
             reason: describe_io(err),
         }
     }
@@ -172,7 +175,8 @@ pub fn describe_io(err: &io::Error) -> String {
         K::NotFound => "no such file or directory",
         K::NotADirectory => "a component of the path is not a directory",
         K::UnexpectedEof if crate::tls::is_truncation(err) => {
-            "closed without TLS close_notify: what arrived may be truncated"
+            "closed without TLS close_notify: what arrived may be truncated \
+             (--allow-truncation accepts it)"
         }
         _ => {
             return match err.raw_os_error() {

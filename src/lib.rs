@@ -55,7 +55,20 @@ const INTERRUPT_FLUSH: std::time::Duration = std::time::Duration::from_secs(1);
 /// Runs one command line to completion, or until Ctrl-C/SIGTERM, which
 /// drops the command (closing its sockets and removing its socket files)
 /// and reports [`Error::Interrupted`]. `serve` stops gracefully instead.
+///
+/// Whatever the command, a write to stdout that failed other than by its
+/// reader leaving (`| head`, EPIPE, a quiet exit) fails the command: "write
+/// to stdout: no space left on device", exit 1.
 pub async fn run(cli: Cli) -> Result<()> {
+    let result = command(cli).await;
+    match (result, stdio::failure()) {
+        (Ok(()), Some(e)) if !stdio::reader_left(&e) => Err(Error::stdout(&e)),
+        (result, _) => result,
+    }
+}
+
+/// [`run`] without the final stdout check.
+async fn command(cli: Cli) -> Result<()> {
     // Installed before anything is bound, so that no signal can arrive
     // between a "listening on" line and its handler.
     let mut signals = Signals::new();
@@ -91,7 +104,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Err(Error::Interrupted) => {
             let _ = tokio::time::timeout(INTERRUPT_FLUSH, stdio::Stdout::sync_global()).await;
         }
-        _ => stdio::Stdout::sync_global().await,
+        // A failed stdout is reported by `run`.
+        _ => drop(stdio::Stdout::sync_global().await),
     }
     result
 }

@@ -85,6 +85,8 @@ pub struct ListenConfig {
     pub args: SessionArgs,
     /// TLS on every accepted stream (`--tls`).
     pub tls: Option<Acceptor>,
+    /// `--allow-truncation`: a close without `close_notify` is an end.
+    pub allow_truncation: bool,
 }
 
 impl ListenConfig {
@@ -157,6 +159,7 @@ impl ListenConfig {
             backlog: a.backlog,
             timeout: a.timeout,
             quiet,
+            allow_truncation: a.tls.allow_truncation,
             args: a.session,
             tls,
         })
@@ -256,28 +259,47 @@ async fn streams(cfg: &ListenConfig, listener: Listener, stdout: &Stdout) -> Res
         let fanout = Fanout::start(&cfg.args);
         let mut opts = cfg.args.options();
         opts.label_hex = true;
+        opts.allow_truncation = cfg.allow_truncation;
         let opts = Arc::new(opts);
         let limit = Arc::new(tokio::sync::Semaphore::new(cfg.max_conns));
-        let (tracker, forever) = (TaskTracker::new(), CancellationToken::new());
-        crate::server::accept_loop(&listener, limit, &tracker, &forever, |stream, peer| {
-            let input = fanout.subscribe();
+        // Cancelled when stdout fails: with no stdout (`| head`) there is
+        // nothing left to listen for.
+        let (tracker, stop) = (TaskTracker::new(), CancellationToken::new());
+        let watcher = stop.clone();
+        tokio::spawn(async move {
+            // A failure other than EPIPE is reported by `crate::run`.
+            let _ = stdio::ended().await;
+            watcher.cancel();
+        });
+        crate::server::accept_loop(&listener, limit, &tracker, &stop, |stream, peer| {
+            let peer = peer.to_string();
+            let (input, dropped) = fanout.subscribe(&peer);
             let out = stdout.clone();
             let opts = opts.clone();
             let tls = cfg.tls.clone();
             Some(async move {
                 tracing::info!("connection from {peer}");
-                let peer = peer.to_string();
                 let stream = match secure(tls.as_ref(), stream, &peer).await {
                     Ok(stream) => stream,
                     Err(e) => return tracing::warn!("{e}"),
                 };
-                match session::run(stream, &peer, input, out, &opts).await {
+                // A dropped client's connection is closed with its session.
+                let result = tokio::select! {
+                    r = session::run(stream, &peer, input, out, &opts) => r,
+                    () = dropped.cancelled() => return,
+                };
+                if stdio::closed() {
+                    return; // the watcher above ends the listener
+                }
+                match result {
                     Ok(()) => tracing::info!("{peer} disconnected"),
                     Err(e) => tracing::warn!("{e}"),
                 }
             })
         })
         .await;
+        // Only a failed stdout ends the loop: quietly for EPIPE, else
+        // `crate::run` reports it (exit 1).
         return Ok(());
     }
     let accepted = match cfg.timeout {
@@ -297,14 +319,14 @@ async fn streams(cfg: &ListenConfig, listener: Listener, stdout: &Stdout) -> Res
     tracing::info!("connection from {peer}");
     let peer = peer.to_string();
     let stream = secure(cfg.tls.as_ref(), stream, &peer).await?;
-    session::run(
-        stream,
-        &peer,
-        input(&cfg.args),
-        stdout.clone(),
-        &cfg.args.options(),
-    )
-    .await
+    let opts = session::Options {
+        allow_truncation: cfg.allow_truncation,
+        ..cfg.args.options()
+    };
+    tokio::select! {
+        r = session::run(stream, &peer, input(&cfg.args), stdout.clone(), &opts) => r,
+        r = stdio::ended() => r,
+    }
 }
 
 /// The TLS handshake on an accepted stream, when `--tls` asks for one.
@@ -316,28 +338,43 @@ async fn secure(tls: Option<&Acceptor>, stream: Stream, peer: &str) -> Result<St
 }
 
 /// Sends stdin to every connected client (`listen -k`). Each client gets
-/// its own bounded queue and every chunk is delivered to every client
-/// connected when it was read: a slow client slows stdin down rather than
-/// losing data. At stdin EOF every client's write side is shut down, and
-/// later clients get EOF at once.
+/// its own bounded queue ([`CLIENT_QUEUE`] chunks) and every chunk is
+/// delivered to every client connected when it was read: a slow client
+/// slows stdin down, for at most [`CLIENT_STALL`]. A client whose queue
+/// stays full that long (it does not read) is dropped, and said on stderr,
+/// so that one client cannot stop stdin for all; the others miss nothing.
+/// At stdin EOF every client's write side is shut down, and later clients
+/// get EOF at once.
 struct Fanout {
     /// `None` once stdin has ended.
-    clients: Arc<Mutex<Option<Vec<ClientTx>>>>,
+    clients: Arc<Mutex<Option<Vec<Client>>>>,
     /// `--send TEXT`: each client gets the text instead of stdin.
     text: Option<String>,
     /// Whether stdin is read at all (not with `--recv-only`).
     reads_stdin: bool,
 }
 
-/// One client's queue of stdin chunks.
-type ClientTx = mpsc::Sender<std::io::Result<Bytes>>;
+/// One client's queue of stdin chunks, and the token that drops it.
+#[derive(Clone)]
+struct Client {
+    tx: mpsc::Sender<std::io::Result<Bytes>>,
+    /// Cancelled when the client falls behind: its session ends.
+    dropped: CancellationToken,
+    peer: String,
+}
 
 /// Chunks queued for one client before stdin waits for it.
 const CLIENT_QUEUE: usize = 16;
 
+/// How long stdin waits for a client whose queue is full before dropping
+/// it: long enough for a live client on a slow path to take one more
+/// chunk (the queue and the socket buffers hold over a megabyte), short
+/// enough that the other clients are not kept waiting for long.
+pub const CLIENT_STALL: Duration = Duration::from_secs(5);
+
 impl Fanout {
     fn start(args: &SessionArgs) -> Fanout {
-        let clients: Arc<Mutex<Option<Vec<ClientTx>>>> = Arc::new(Mutex::new(Some(Vec::new())));
+        let clients: Arc<Mutex<Option<Vec<Client>>>> = Arc::new(Mutex::new(Some(Vec::new())));
         if args.reads_stdin() {
             let mut rx = stdio::stdin_chunks();
             let shared = clients.clone();
@@ -348,13 +385,11 @@ impl Fanout {
                         .lock()
                         .map(|g| g.clone().unwrap_or_default())
                         .unwrap_or_default();
-                    for tx in &targets {
-                        let _ = tx.send(Ok(bytes.clone())).await;
-                    }
+                    deliver(&targets, &bytes).await;
                     if let Ok(mut guard) = shared.lock()
                         && let Some(list) = guard.as_mut()
                     {
-                        list.retain(|tx| !tx.is_closed());
+                        list.retain(Client::live);
                     }
                 }
                 if let Ok(mut guard) = shared.lock() {
@@ -369,13 +404,19 @@ impl Fanout {
         }
     }
 
-    fn subscribe(&self) -> Input {
+    /// The input of a new client's session, and the token cancelled if
+    /// the client is dropped for falling behind.
+    fn subscribe(&self, peer: &str) -> (Input, CancellationToken) {
+        let dropped = CancellationToken::new();
         if let Some(text) = &self.text {
-            return Box::new(std::io::Cursor::new(text.clone().into_bytes()));
+            return (
+                Box::new(std::io::Cursor::new(text.clone().into_bytes())),
+                dropped,
+            );
         }
         if !self.reads_stdin {
             // --recv-only: nothing to send, nothing to keep per client.
-            return Box::new(tokio::io::empty());
+            return (Box::new(tokio::io::empty()), dropped);
         }
         let (tx, rx) = mpsc::channel(CLIENT_QUEUE);
         if let Ok(mut guard) = self.clients.lock()
@@ -383,9 +424,51 @@ impl Fanout {
         {
             // Clients that left are dropped here too, not only when stdin
             // next delivers: an idle stdin must not make the list grow.
-            list.retain(|tx| !tx.is_closed());
-            list.push(tx);
+            list.retain(Client::live);
+            list.push(Client {
+                tx,
+                dropped: dropped.clone(),
+                peer: peer.to_string(),
+            });
         }
-        Box::new(stdio::reader(rx))
+        (Box::new(stdio::reader(rx)), dropped)
+    }
+}
+
+impl Client {
+    /// Still connected and not dropped.
+    fn live(&self) -> bool {
+        !self.tx.is_closed() && !self.dropped.is_cancelled()
+    }
+}
+
+/// Queues `bytes` for every client: at once where there is room, else
+/// waiting for room until [`CLIENT_STALL`] has passed (one deadline for
+/// all, so several stalled clients cost one stall); a client still full
+/// then is dropped.
+async fn deliver(targets: &[Client], bytes: &Bytes) {
+    use tokio::sync::mpsc::error::TrySendError;
+    let mut full = Vec::new();
+    for client in targets.iter().filter(|c| c.live()) {
+        match client.tx.try_send(Ok(bytes.clone())) {
+            Ok(()) | Err(TrySendError::Closed(_)) => {}
+            Err(TrySendError::Full(item)) => full.push((client, item)),
+        }
+    }
+    let deadline = tokio::time::Instant::now() + CLIENT_STALL;
+    for (client, item) in full {
+        if tokio::time::timeout_at(deadline, client.tx.send(item))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "netsmith: {}: dropped: its queue of stdin ({} chunks) stayed full for {} \
+                 (listen -k); the other clients go on",
+                client.peer,
+                CLIENT_QUEUE,
+                crate::duration::show(CLIENT_STALL)
+            );
+            client.dropped.cancel();
+        }
     }
 }

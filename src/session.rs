@@ -5,7 +5,8 @@
 //! | event | what happens |
 //! |---|---|
 //! | EOF on input | the socket's write side is shut down (half-close) and reading goes on |
-//! | EOF from the peer | what arrived is written out; input that is still flowing is sent on (the peer may only have half-closed) until it ends or pauses for 200 ms; then the session ends, even if input is still open |
+//! | EOF from the peer | what arrived is written out; input is sent on to its EOF (the peer may only have half-closed); only a terminal on stdin ends the session once it pauses for 200 ms |
+//! | a send that fails | the session ends with an error that says how many bytes of input were not sent |
 //! | `--no-shutdown` | at input EOF the write side is left open; the session still ends when the peer closes |
 //! | `-q DUR` | the session ends DUR after input EOF, even if the peer has not closed |
 //! | `-i DUR` | the session ends with an error after DUR with no byte in either direction |
@@ -15,11 +16,18 @@
 //! Ending only when the peer closes is what makes a request over a
 //! half-closed connection work (the answer comes after our FIN). TCP cannot
 //! tell a peer that half-closed from one that closed, so at the peer's EOF
-//! the input is drained while it flows: a transfer in both directions loses
-//! nothing, an idle terminal does not keep the session open, and a peer
-//! that closed for good refuses the rest, which is reported as an error.
+//! a pipe or file on stdin is sent to its end, however long it pauses (it
+//! is data still coming): a transfer in both directions loses nothing, and
+//! a peer that closed for good refuses the rest, which is reported as an
+//! error (exit 1, with the count of bytes not sent). A terminal is the one
+//! input that ends at a pause: an idle keyboard does not keep the session
+//! open, and what was not typed was not lost.
+//!
+//! `--allow-truncation` is the one way a TLS peer's close without
+//! `close_notify` ends a session well (see [`Options::allow_truncation`]).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -29,10 +37,18 @@ use crate::copy::{self, Activity, CopyError, Feed, HexDump, Tap};
 use crate::error::{Error, Result};
 use crate::net::Stream;
 
-/// After the peer's EOF, how long input may pause before the session stops
-/// waiting for more of it. Long enough for any pipe that is still moving
-/// data, short enough that an idle terminal ends the session at once.
+/// After the peer's EOF, how long a terminal on stdin may pause before the
+/// session stops waiting for more of it: short enough that an idle terminal
+/// ends the session at once. A pipe or a file is never cut at a pause.
 pub const DRAIN_PAUSE: Duration = Duration::from_millis(200);
+
+/// The input pause that ends a session after the peer's EOF: [`DRAIN_PAUSE`]
+/// when stdin is a terminal (someone typing), none for a pipe, a file or
+/// /dev/null, which are sent to their EOF.
+pub fn stdin_pause() -> Option<Duration> {
+    use std::io::IsTerminal as _;
+    std::io::stdin().is_terminal().then_some(DRAIN_PAUSE)
+}
 
 /// Where a session's outgoing bytes come from.
 pub type Input = Box<dyn AsyncRead + Unpin + Send>;
@@ -56,6 +72,14 @@ pub struct Options {
     pub hex: bool,
     /// Prefix hexdump lines with the peer (several sessions at once).
     pub label_hex: bool,
+    /// After the peer's EOF, input that pauses this long is taken as ended
+    /// (a terminal: [`stdin_pause`]); `None` sends input to its EOF.
+    pub input_pause: Option<Duration>,
+    /// `--allow-truncation`: a TLS peer that closes without `close_notify`
+    /// ends the session as a clean close would, with a warning; by default
+    /// that is an error (exit 1), since an attacker on the path can cut a
+    /// TLS stream with a forged FIN and the cut looks like a clean end.
+    pub allow_truncation: bool,
 }
 
 impl Default for Options {
@@ -69,6 +93,8 @@ impl Default for Options {
             crlf: false,
             hex: false,
             label_hex: false,
+            input_pause: stdin_pause(),
+            allow_truncation: false,
         }
     }
 }
@@ -90,16 +116,27 @@ pub async fn run<O>(
 where
     O: AsyncWrite + Unpin + Send,
 {
-    let (mut sock_rd, mut sock_wr) = tokio::io::split(stream);
+    let (sock_rd, mut sock_wr) = tokio::io::split(stream);
+    // TLS without close_notify is an error (exit 1) unless accepted.
+    let mut sock_rd = crate::tls::TruncationAsEof::new(sock_rd, opts.allow_truncation, peer);
     let activity = Arc::new(Activity::default());
     let label = opts.label_hex.then(|| peer.to_string());
     let feed = Arc::new(Feed::default());
+    // Input bytes read, and bytes fully written to the socket: the
+    // difference is what a failed send did not send.
+    let (taken, given) = (AtomicU64::new(0), AtomicU64::new(0));
+    let unsent = || {
+        taken
+            .load(Ordering::Relaxed)
+            .saturating_sub(given.load(Ordering::Relaxed))
+    };
     let mut up_tap = Tap::new(
         opts.crlf,
         opts.hex.then(|| HexDump::new('>', label.clone())),
         Some(activity.clone()),
     )
-    .feeding(feed.clone());
+    .feeding(feed.clone())
+    .counting(&taken, &given);
     let mut down_tap = Tap::new(
         false,
         opts.hex.then(|| HexDump::new('<', label)),
@@ -154,19 +191,16 @@ where
                     Err(CopyError::Write(e)) => {
                         return Err(Error::stdout(&e));
                     }
-                    // TLS without close_notify: said, not fatal (see crate::tls).
-                    Err(CopyError::Read(e)) if crate::tls::is_truncation(&e) => {
-                        tracing::warn!(
-                            "{peer} closed without TLS close_notify: what arrived may be truncated"
-                        );
-                    }
                     Err(CopyError::Read(e)) => return Err(Error::io(format!("connection with {peer}"), &e)),
                 }
                 if up_result.is_none() && opts.send {
-                    up_result = drain(up.as_mut(), &feed).await;
+                    up_result = match opts.input_pause {
+                        Some(pause) => drain(up.as_mut(), &feed, pause).await,
+                        None => Some(up.as_mut().await),
+                    };
                 }
                 return match up_result {
-                    Some(Err(CopyError::Write(e))) => Err(Error::io(format!("send to {peer}"), &e)),
+                    Some(Err(CopyError::Write(e))) => Err(not_sent(peer, &e, unsent())),
                     Some(Err(CopyError::Read(e))) => Err(Error::stdin(&e)),
                     _ => Ok(()),
                 };
@@ -188,18 +222,32 @@ where
     }
 }
 
+/// A send that failed, with what it left unsent: the input read but not
+/// written (the rest of the input, not read, is not counted).
+fn not_sent(peer: &str, err: &std::io::Error, unsent: u64) -> Error {
+    match Error::io(format!("send to {peer}"), err) {
+        Error::Network { what, reason } => Error::Network {
+            what,
+            reason: format!("{reason}: {unsent} bytes of input not sent"),
+        },
+        other => other,
+    }
+}
+
 /// After the peer's EOF, lets `up` go on while input still flows (the peer
 /// may only have half-closed); returns its result, or `None` once input has
-/// paused for [`DRAIN_PAUSE`]. A write blocked on a slow peer is not a pause.
+/// paused for `pause` (a terminal). A write blocked on a slow peer is not a
+/// pause.
 async fn drain<F: std::future::Future>(
     mut up: std::pin::Pin<&mut F>,
     feed: &Feed,
+    pause: Duration,
 ) -> Option<F::Output> {
     loop {
         tokio::select! {
             r = &mut up => return Some(r),
-            () = tokio::time::sleep(DRAIN_PAUSE) => {
-                if feed.quiet_for(DRAIN_PAUSE) {
+            () = tokio::time::sleep(pause) => {
+                if feed.quiet_for(pause) {
                     tracing::info!("stdin idle after the peer closed, ending");
                     return None;
                 }

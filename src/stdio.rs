@@ -25,10 +25,128 @@ use tokio_util::sync::PollSender;
 
 use crate::copy::Pool;
 
-/// Writes a command's result text to stdout. A closed stdout (`| head`)
-/// is not an error: the reader has all it wanted. `print!` would panic.
-pub fn print(text: &str) {
-    let _ = io::stdout().lock().write_all(text.as_bytes());
+/// Writes a command's result text to stdout; returns whether stdout took
+/// it. A failure is kept for the exit status (see [`failure`]): a closed
+/// stdout (`| head`) is not an error, the reader has all it wanted, but any
+/// other (a full disk) is data lost. After either, nothing more is
+/// written, and a command that prints as it goes should stop
+/// ([`closed`]). `print!` would panic.
+pub fn print(text: &str) -> bool {
+    if closed() {
+        return false;
+    }
+    let mut out = io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => true,
+        Err(e) => {
+            record(&e);
+            false
+        }
+    }
+}
+
+/// The first error writing stdout met, by kind and OS number (an
+/// `io::Error` cannot be cloned).
+static FAILED: std::sync::OnceLock<(io::ErrorKind, Option<i32>)> = std::sync::OnceLock::new();
+
+/// Woken when a stdout failure is recorded.
+static FAILED_NOW: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Keeps the first stdout write error, for [`failure`] and [`closed`]
+/// (for a command with its own stdout writer, such as `sniff`).
+pub fn record(err: &io::Error) {
+    let _ = FAILED.set((err.kind(), err.raw_os_error()));
+    FAILED_NOW.notify_waiters();
+}
+
+/// Completes once stdout can take no more: a write failed (EPIPE or
+/// another error), or its reader left ([`reader_gone`], which this
+/// watches too).
+pub async fn gone() {
+    let failed = async {
+        loop {
+            let woken = FAILED_NOW.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            if closed() {
+                return;
+            }
+            woken.await;
+        }
+    };
+    tokio::select! {
+        () = failed => {}
+        () = reader_gone() => {}
+    }
+}
+
+/// The first error a write to stdout met, if one did: EPIPE when its
+/// reader left, anything else when data was lost.
+pub fn failure() -> Option<io::Error> {
+    FAILED.get().map(|&(kind, raw)| match raw {
+        Some(code) => io::Error::from_raw_os_error(code),
+        None => io::Error::from(kind),
+    })
+}
+
+/// Whether stdout can take no more (its reader left, or writing failed).
+pub fn closed() -> bool {
+    FAILED.get().is_some()
+}
+
+/// Completes when stdout is a pipe or socket whose reader has gone (`|
+/// head` has exited), without writing to it, and records that as EPIPE;
+/// never completes for a file or a terminal. For a server that may write
+/// nothing for a long time (`listen -k`): it can stop at once, as a
+/// command that writes stops at its next write.
+pub async fn reader_gone() {
+    use tokio::io::Interest;
+    use tokio::io::unix::AsyncFd;
+    // Deprecated because a `T` that does not own its descriptor could let
+    // it be closed while registered; this `OwnedFd` (a duplicate of
+    // stdout) moves into the `AsyncFd`, which alone closes it (as in
+    // `net::stream`; the replacement is `unsafe`, which this crate allows
+    // nowhere but the capture).
+    #[allow(deprecated)]
+    let watch = io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .and_then(|fd| AsyncFd::with_interest(fd, Interest::ERROR));
+    // A regular file cannot be watched (EPERM): it has no reader to lose.
+    let Ok(watch) = watch else {
+        return std::future::pending().await;
+    };
+    loop {
+        match watch.ready(Interest::ERROR).await {
+            Ok(guard) if guard.ready().is_error() => {
+                record(&io::Error::from(io::ErrorKind::BrokenPipe));
+                return;
+            }
+            Ok(mut guard) => guard.clear_ready(),
+            Err(_) => return std::future::pending().await,
+        }
+    }
+}
+
+/// Completes when stdout is gone ([`gone`]), with what that means for a
+/// command that writes there: a quiet end when its reader left, else
+/// "write to stdout: REASON" (exit 1). A session whose peer has closed may
+/// otherwise wait for stdin with nowhere left to put what it receives.
+pub async fn ended() -> crate::Result<()> {
+    gone().await;
+    match failure() {
+        Some(e) if !reader_left(&e) => Err(crate::Error::stdout(&e)),
+        _ => {
+            tracing::info!("stdout closed, ending");
+            Ok(())
+        }
+    }
+}
+
+/// Whether a stdout write error is only its reader leaving (EPIPE, `|
+/// head`): the one write error that is a quiet exit.
+pub fn reader_left(err: &io::Error) -> bool {
+    err.kind() == io::ErrorKind::BrokenPipe
 }
 
 /// The size of one read from stdin: one chunk, one UDP datagram at most.
@@ -137,9 +255,13 @@ impl Stdout {
 
     /// Waits until everything written to stdout so far has reached it, if
     /// stdout was ever used.
-    pub async fn sync_global() {
-        if let Some(stdout) = STDOUT.get() {
-            stdout.sync().await;
+    ///
+    /// # Errors
+    /// The write error that stopped stdout, if one did.
+    pub async fn sync_global() -> io::Result<()> {
+        match STDOUT.get() {
+            Some(stdout) => stdout.sync().await,
+            None => Ok(()),
         }
     }
 
@@ -155,8 +277,10 @@ impl Stdout {
                 while let Some(msg) = rx.blocking_recv() {
                     match msg {
                         Msg::Data(buf) => {
-                            if file.write_all(&buf).is_err() {
-                                return; // closed stdout: senders see BrokenPipe
+                            if let Err(e) = file.write_all(&buf) {
+                                // Senders see this error (EPIPE, ENOSPC, ...).
+                                record(&e);
+                                return;
                             }
                             used.give(buf);
                         }
@@ -176,16 +300,24 @@ impl Stdout {
     }
 
     /// Waits until everything written so far has reached stdout.
-    pub async fn sync(&self) {
-        let Some(tx) = self.tx.get_ref() else { return };
+    ///
+    /// # Errors
+    /// The write error that stopped stdout, if one did.
+    pub async fn sync(&self) -> io::Result<()> {
+        let Some(tx) = self.tx.get_ref() else {
+            return Err(Self::closed());
+        };
         let (ack, done) = oneshot::channel();
-        if tx.send(Msg::Sync(ack)).await.is_ok() {
-            let _ = done.await;
+        if tx.send(Msg::Sync(ack)).await.is_ok() && done.await.is_ok() {
+            return Ok(());
         }
+        Err(Self::closed())
     }
 
+    /// The error that stopped the writer thread: the real one (ENOSPC is
+    /// not EPIPE), or `BrokenPipe` when there was no stdout to write to.
     fn closed() -> io::Error {
-        io::Error::new(io::ErrorKind::BrokenPipe, "stdout is closed")
+        failure().unwrap_or_else(|| io::Error::new(io::ErrorKind::BrokenPipe, "stdout is closed"))
     }
 }
 

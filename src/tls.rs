@@ -79,6 +79,13 @@ pub struct ClientArgs {
     /// TLS: the private key of --cert (PEM).
     #[arg(long, value_name = "FILE", requires = "cert")]
     pub key: Option<PathBuf>,
+    /// TLS: take a peer's close without `close_notify` as the end of the
+    /// data (a warning, exit 0). Without this flag it is an error (exit 1):
+    /// only `close_notify` proves the peer meant to end there, and anyone on
+    /// the path can cut a stream with a forged FIN. For peers known to
+    /// close that way.
+    #[arg(long)]
+    pub allow_truncation: bool,
 }
 
 /// The server's TLS flags (`listen`, `serve`).
@@ -99,6 +106,13 @@ pub struct ServerArgs {
     /// TLS: application protocols to accept, comma-separated, preferred first.
     #[arg(long, value_name = "LIST")]
     pub alpn: Option<String>,
+    /// TLS: take a peer's close without `close_notify` as the end of the
+    /// data (a warning, exit 0). Without this flag it is an error (exit 1):
+    /// only `close_notify` proves the peer meant to end there, and anyone on
+    /// the path can cut a stream with a forged FIN. For peers known to
+    /// close that way.
+    #[arg(long)]
+    pub allow_truncation: bool,
 }
 
 impl ClientArgs {
@@ -111,6 +125,7 @@ impl ClientArgs {
             (self.pin.is_some(), "--pin"),
             (self.insecure, "--insecure"),
             (self.cert.is_some(), "--cert"),
+            (self.allow_truncation, "--allow-truncation"),
         ]
         .into_iter()
         .find_map(|(set, flag)| set.then_some(flag))
@@ -140,6 +155,7 @@ impl ServerArgs {
                 (self.cert.is_some(), "--cert"),
                 (self.client_ca.is_some(), "--client-ca"),
                 (self.alpn.is_some(), "--alpn"),
+                (self.allow_truncation, "--allow-truncation"),
             ]
             .into_iter()
             .find_map(|(set, flag)| set.then_some(flag));
@@ -645,6 +661,47 @@ fn to_system(t: UnixTime) -> std::time::SystemTime {
 /// Whether an I/O error is a TLS peer's close without `close_notify`.
 pub fn is_truncation(err: &io::Error) -> bool {
     err.kind() == io::ErrorKind::UnexpectedEof && err.to_string().contains("close_notify")
+}
+
+/// A reader that, when `allow` is set (`--allow-truncation`), takes a TLS
+/// peer's close without `close_notify` as its EOF, with a warning naming
+/// `peer`; otherwise it passes everything through, that close being an
+/// error.
+pub struct TruncationAsEof<R> {
+    inner: R,
+    allow: bool,
+    peer: String,
+}
+
+impl<R> TruncationAsEof<R> {
+    /// Wraps `inner`, read from `peer`.
+    pub fn new(inner: R, allow: bool, peer: impl Into<String>) -> Self {
+        TruncationAsEof {
+            inner,
+            allow,
+            peer: peer.into(),
+        }
+    }
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for TruncationAsEof<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        match std::pin::Pin::new(&mut self.inner).poll_read(cx, buf) {
+            std::task::Poll::Ready(Err(e)) if self.allow && is_truncation(&e) => {
+                tracing::warn!(
+                    "{} closed without TLS close_notify: what arrived may be truncated \
+                     (accepted: --allow-truncation)",
+                    self.peer
+                );
+                std::task::Poll::Ready(Ok(()))
+            }
+            other => other,
+        }
+    }
 }
 
 /// The verifier for `--pin` (exactly one certificate, whatever its issuer

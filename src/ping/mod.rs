@@ -488,6 +488,11 @@ async fn echo(plan: &Plan, ip: IpAddr, size: usize, stop: impl Future<Output = (
     let mut last_sent = start;
     let mut buf = vec![0u8; 65536 + 60];
     loop {
+        // stdout's reader left (`ping | head -2`) or stdout failed: nothing
+        // more can be shown (a failure other than EPIPE is the exit status).
+        if crate::stdio::closed() {
+            return Ok(());
+        }
         let now = Instant::now();
         reqs.expire(now);
         // Faster than FLOOD_GAP, a request waits for the previous reply (or
@@ -566,6 +571,10 @@ async fn tcp(plan: &Plan, to: SocketAddr, stop: impl Future<Output = ()>) -> Res
     let mut next_send = start;
     let what = to.to_string();
     loop {
+        // As in the ICMP loop: no stdout, no point going on.
+        if crate::stdio::closed() {
+            return Ok(());
+        }
         if plan.more(sent) && Instant::now() >= next_send {
             sent += 1;
             tally.transmitted += 1;

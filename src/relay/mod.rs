@@ -136,6 +136,9 @@ pub struct RelayConfig {
     pub acceptor: Option<Acceptor>,
     /// The client handshake of a `tls://` side.
     pub connector: Option<Connector>,
+    /// `--allow-truncation`: a TLS side's close without `close_notify` is
+    /// its end (else an error that ends the connection).
+    pub allow_truncation: bool,
     pub quiet: bool,
 }
 
@@ -181,6 +184,7 @@ impl RelayConfig {
             splice: !a.no_splice,
             acceptor,
             connector,
+            allow_truncation: a.tls.allow_truncation,
             quiet,
         })
     }
@@ -242,7 +246,7 @@ pub async fn run(cfg: RelayConfig) -> Result<()> {
         let a = open(&cfg.from, &cfg).await?;
         let b = open(&cfg.to, &cfg).await?;
         let label = cfg.from.to_string();
-        let (up, down) = join(a, b, &cfg, &label).await?;
+        let (up, down) = stdio_outcome(join(a, b, &cfg, &label).await)?;
         tracing::info!("done: {up} bytes to {}, {down} bytes back", cfg.to);
         return Ok(());
     };
@@ -309,8 +313,7 @@ async fn serve(listener: &Listener, cfg: &Arc<RelayConfig>, max: usize) -> Resul
             if admitted(cfg, &peer) {
                 let stream = terminate(cfg, stream, &peer).await?;
                 let to = open(&cfg.to, cfg).await?;
-                return join(Io::Net(stream), to, cfg, &format!("#1 {peer}"))
-                    .await
+                return stdio_outcome(join(Io::Net(stream), to, cfg, &format!("#1 {peer}")).await)
                     .map(|_| ());
             }
         }
@@ -455,8 +458,11 @@ async fn join(a: Io, b: Io, cfg: &RelayConfig, label: &str) -> Result<(u64, u64)
         let back = crate::splice::pump(y, x, &tap);
         return finish(fwd, back, &activity, cfg.idle, &from, &to).await;
     }
-    let (mut a_rd, mut a_wr) = tokio::io::split(a.boxed());
-    let (mut b_rd, mut b_wr) = tokio::io::split(b.boxed());
+    let (a_rd, mut a_wr) = tokio::io::split(a.boxed());
+    let (b_rd, mut b_wr) = tokio::io::split(b.boxed());
+    let allow = cfg.allow_truncation;
+    let mut a_rd = crate::tls::TruncationAsEof::new(a_rd, allow, &from);
+    let mut b_rd = crate::tls::TruncationAsEof::new(b_rd, allow, &to);
     let dump = |direction| {
         cfg.hex
             .as_ref()
@@ -510,6 +516,20 @@ where
         if let (Some(up), Some(down)) = (up, down) {
             return Ok((up, down));
         }
+    }
+}
+
+/// A relay with stdio as a side ends as `connect` does when stdout fails:
+/// quietly when its reader left (`| head`, EPIPE), else with "write to
+/// stdout: REASON" (exit 1), not as a network failure.
+fn stdio_outcome<T: Default>(result: Result<T>) -> Result<T> {
+    match (result, crate::stdio::failure()) {
+        (Err(_), Some(e)) if crate::stdio::reader_left(&e) => {
+            tracing::info!("stdout closed, ending");
+            Ok(T::default())
+        }
+        (Err(_), Some(e)) => Err(Error::stdout(&e)),
+        (result, _) => result,
     }
 }
 

@@ -49,6 +49,13 @@ pub struct RelayTlsArgs {
     /// accepted by tls-listen: (preferred first).
     #[arg(long, value_name = "LIST")]
     pub alpn: Option<String>,
+    /// TLS: take a TLS side's close without `close_notify` as the end of its
+    /// data. Without this flag the relay ends that connection with an error
+    /// (exit 1 for a one-shot relay): only `close_notify` proves the peer
+    /// meant to end there, and anyone on the path can cut a stream with a
+    /// forged FIN. For peers known to close that way.
+    #[arg(long)]
+    pub allow_truncation: bool,
 }
 
 impl RelayTlsArgs {
@@ -70,6 +77,7 @@ impl RelayTlsArgs {
             key: self.key.clone(),
             client_ca: self.client_ca.clone(),
             alpn: self.alpn.clone(),
+            allow_truncation: self.allow_truncation,
         };
         server.acceptor(&[host.to_string()], quiet)
     }
@@ -98,17 +106,21 @@ impl RelayTlsArgs {
             insecure: self.insecure,
             cert: self.client_cert.clone(),
             key: self.client_key.clone(),
+            allow_truncation: self.allow_truncation,
         };
         client.connector(true)
     }
 
-    /// `--alpn` given with no TLS side at all.
+    /// `--alpn` or `--allow-truncation` given with no TLS side at all.
     pub fn check_alpn(&self, any_tls: bool) -> Result<()> {
         if any_tls {
             return Ok(());
         }
         unused::<()>(
-            &[(self.alpn.is_some(), "--alpn")],
+            &[
+                (self.alpn.is_some(), "--alpn"),
+                (self.allow_truncation, "--allow-truncation"),
+            ],
             "a tls-listen: FROM or a tls:// TO",
         )
         .map(|_| ())

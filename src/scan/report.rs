@@ -127,7 +127,9 @@ impl Report {
             }
         }
         if !json.is_empty() {
-            self.suspend(|| stdio::print(&json));
+            self.suspend(|| {
+                stdio::print(&json);
+            });
         }
         if let Some(bar) = &self.bar {
             bar.set_position(self.counts.iter().sum());

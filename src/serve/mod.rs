@@ -176,6 +176,12 @@ impl ServeConfig {
                 "TLS runs over streams: drop --udp or --tls (with --tls, services are TCP only)",
             ));
         }
+        if a.tls.allow_truncation {
+            return Err(Error::usage(
+                "--allow-truncation is for listen and connect: serve's services already \
+                 take a client's close without close_notify as its end",
+            ));
+        }
         let tls = a.tls.acceptor(&[bind.to_string()], quiet)?;
         Ok(ServeConfig {
             services,

@@ -142,7 +142,8 @@ struct Session {
     print: bool,
     bar: Option<indicatif::ProgressBar>,
     totals: Totals,
-    /// stdout's reader left (`| head`): stop quietly.
+    /// Writing stdout failed: its reader left (`| head`, stop quietly) or
+    /// another error (kept in [`crate::stdio::failure`] for the exit status).
     closed: bool,
     /// `-q`: no "capturing on" line, no progress.
     quiet: bool,
@@ -202,7 +203,9 @@ impl Session {
         } else {
             self.capture(stop)?;
         }
-        let _ = self.out.flush();
+        if let Err(e) = self.out.flush() {
+            crate::stdio::record(&e);
+        }
         if let Some(w) = self.pcap.take() {
             w.finish()?;
         }
@@ -257,7 +260,8 @@ impl Session {
             self.totals.dropped = cap.drops();
             if last_flush.elapsed() >= FLUSH_EVERY {
                 last_flush = std::time::Instant::now();
-                if self.out.flush().is_err() {
+                if let Err(e) = self.out.flush() {
+                    crate::stdio::record(&e);
                     self.closed = true;
                 }
                 if let Some(bar) = &self.bar {
@@ -302,9 +306,17 @@ impl Session {
             } else {
                 text_line(f, p, self.args.link, self.args.hex)
             };
-            let ok = self.out.write_all(text.as_bytes()).is_ok()
-                && (!self.line_buffered || self.out.flush().is_ok());
-            if !ok {
+            let written = self.out.write_all(text.as_bytes()).and_then(|()| {
+                if self.line_buffered {
+                    self.out.flush()
+                } else {
+                    Ok(())
+                }
+            });
+            // EPIPE (`| head`) stops quietly; any other error fails the
+            // command at exit (see `crate::run`).
+            if let Err(e) = written {
+                crate::stdio::record(&e);
                 self.closed = true;
             }
         }

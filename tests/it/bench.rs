@@ -253,3 +253,18 @@ fn json_stream_prints_interval_objects_then_the_result() {
     );
     assert_eq!(lines[lines.len() - 1]["type"], "result");
 }
+
+#[test]
+fn hardening_02_bench_stdout_write_error_is_exit_1() {
+    let mut echo = spawn(&["serve", "echo=0", "--tcp"]);
+    let line = echo.wait_stderr("listening on");
+    let addr = line
+        .split("listening on ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let out = crate::util::run_to_full(&["bench", "echo", &addr, "-n", "10"], b"");
+    crate::util::assert_stdout_full(&out);
+    let _ = echo.interrupt();
+}

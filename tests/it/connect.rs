@@ -62,23 +62,87 @@ fn half_closed_request_gets_its_answer() {
     srv.join().unwrap();
 }
 
+/// Runs its arguments with a terminal (a pty) on stdin, types one line
+/// and leaves the terminal open and idle; exits with the program's status
+/// (99 if it has not exited within 10 s).
+const ON_AN_IDLE_TERMINAL: &str = r#"
+import os, pty, subprocess, sys
+m, s = pty.openpty()
+p = subprocess.Popen(sys.argv[1:], stdin=s)
+os.close(s)
+os.write(m, b"still typing\n")
+try:
+    code = p.wait(timeout=10)
+except subprocess.TimeoutExpired:
+    p.kill()
+    code = 99
+sys.exit(code)
+"#;
+
 #[test]
-fn exits_when_peer_closes_even_if_stdin_stays_open() {
+fn exits_when_peer_closes_even_if_a_terminal_stays_open() {
     // The server reads what was typed before it closes: closing with unread
     // bytes would send a reset, which netsmith rightly reports.
     let (port, srv) = server(|mut s| {
-        let mut typed = [0u8; 12];
+        let mut typed = [0u8; 13];
         s.read_exact(&mut typed).unwrap();
         s.write_all(b"bye\n").unwrap();
     });
-    let mut p = spawn(&["connect", &format!("127.0.0.1:{port}")]);
-    p.write(b"still typing");
+    let bin = crate::util::bin();
+    let addr = format!("127.0.0.1:{port}");
+    let out = crate::util::run_cmd(
+        crate::util::require("python3"),
+        &[
+            "-c",
+            ON_AN_IDLE_TERMINAL,
+            bin.to_str().unwrap(),
+            "connect",
+            &addr,
+        ],
+        b"",
+    );
     srv.join().unwrap();
-    let start = Instant::now();
-    let out = p.wait_exit(Duration::from_secs(5));
     out.ok();
     assert_eq!(out.stdout, b"bye\n");
-    assert!(start.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn hardening_01_input_the_closed_peer_refuses_is_exit_1_with_the_count() {
+    // The peer reads the first 1000 bytes and closes for good; the rest of
+    // stdin comes after a pause longer than the 200 ms that once ended the
+    // session quietly, and cannot be delivered.
+    let (port, srv) = server(|mut s| {
+        let mut first = [0u8; 1000];
+        s.read_exact(&mut first).unwrap();
+    });
+    let mut p = spawn(&["connect", "-v", "127.0.0.1", &port.to_string()]);
+    p.write(&[b'a'; 1000]);
+    srv.join().unwrap();
+    p.wait_stderr("peer closed after");
+    // The input's own pause (the scenario), not a synchronisation.
+    thread::sleep(Duration::from_millis(400));
+    let mut pipe = p.take_stdin();
+    let feeder = thread::spawn(move || {
+        let _ = pipe.write_all(&vec![b'b'; 4 << 20]);
+    });
+    let out = p.wait_exit(WAIT);
+    let _ = feeder.join();
+    out.code_is(1);
+    assert!(
+        out.stderr.contains("bytes of input not sent"),
+        "no count of what was not sent\n{}",
+        out.dump()
+    );
+}
+
+#[test]
+fn hardening_02_connect_stdout_write_error_is_exit_1() {
+    let (port, srv) = server(|mut s| {
+        let _ = s.write_all(&vec![b'x'; 1 << 20]);
+    });
+    let out = crate::util::run_to_full(&["connect", "127.0.0.1", &port.to_string()], b"");
+    crate::util::assert_stdout_full(&out);
+    srv.join().unwrap();
 }
 
 #[test]
@@ -466,14 +530,17 @@ fn unix_stream_round_trip() {
 }
 
 #[test]
-fn ctrl_c_exits_130() {
+fn hardening_19_ctrl_c_exits_130() {
+    // stdin stays open and the server waits for it: nothing but the signal
+    // can end the session, so the exit status cannot depend on which of
+    // two endings wins (closing stdin after the signal once raced it).
     let (port, _srv) = server(|mut s| {
         let _ = read_all(&mut s);
     });
     let mut p = spawn(&["connect", "-v", "127.0.0.1", &port.to_string()]);
     p.wait_stderr("connected to");
     p.signal("INT");
-    let out = p.finish(Duration::from_secs(5));
+    let out = p.wait_exit(WAIT);
     out.code_is(130);
 }
 

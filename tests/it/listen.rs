@@ -553,3 +553,92 @@ fn hardening_06_a_file_replaced_after_bind_is_not_removed_at_exit() {
         std::fs::remove_file(&path).unwrap();
     }
 }
+
+#[test]
+fn hardening_01_a_pipe_that_pauses_is_sent_to_its_eof() {
+    // The reproduction: 2 MB on listen's stdin with a pause longer
+    // than 200 ms in the middle, to a client whose stdin is empty (it
+    // half-closes at once); every byte arrives and both exit 0.
+    let data = random_bytes(2_000_000);
+    let mut l = spawn(&["listen", "-v", "127.0.0.1", "0"]);
+    let addr = l.listening();
+    let mut c = spawn(&["connect", &addr]);
+    c.close_stdin();
+    l.wait_stderr("peer closed after");
+    l.write(&data[..1_000_000]);
+    // The input's own pause (the scenario), not a synchronisation.
+    thread::sleep(Duration::from_millis(500));
+    l.write(&data[1_000_000..]);
+    l.close_stdin();
+    let c = c.wait_exit(WAIT);
+    let l = l.finish(WAIT);
+    c.ok();
+    l.ok();
+    assert_eq!(c.stdout.len(), data.len(), "bytes lost\n{}", l.dump());
+    assert_eq!(sha256(&c.stdout), sha256(&data));
+}
+
+#[test]
+fn hardening_02_listen_stdout_write_error_is_exit_1() {
+    for keep_open in [false, true] {
+        let mut args = vec!["listen", "127.0.0.1", "0"];
+        if keep_open {
+            args.insert(1, "-k");
+        }
+        let mut l = crate::util::spawn_to_full(&args);
+        let addr = l.listening();
+        let mut c = connect(&addr);
+        c.write_all(b"to a full disk").unwrap();
+        c.shutdown(Shutdown::Write).unwrap();
+        let out = l.wait_exit(WAIT);
+        crate::util::assert_stdout_full(&out);
+    }
+}
+
+#[test]
+fn hardening_10_a_client_that_never_reads_is_dropped_and_the_others_get_everything() {
+    let mut l = spawn(&["listen", "-k", "-v", "127.0.0.1", "0"]);
+    let addr = l.listening();
+    let stalled = connect(&addr);
+    l.wait_stderr("connection from");
+    let mut reader = connect(&addr);
+    l.wait_stderr("connection from");
+    let got = thread::spawn(move || {
+        let mut v = Vec::new();
+        reader.read_to_end(&mut v).map(|_| v)
+    });
+    // Far more than the stalled client's queue and socket buffers hold.
+    let data = random_bytes(48 << 20);
+    let mut pipe = l.take_stdin();
+    let sent = data.clone();
+    let feeder = thread::spawn(move || pipe.write_all(&sent));
+    let got = got.join().unwrap().expect("the reading client's stream");
+    feeder.join().unwrap().expect("listen read all of stdin");
+    assert_eq!(got.len(), data.len());
+    assert_eq!(sha256(&got), sha256(&data));
+    let line = l.wait_stderr("dropped");
+    assert!(line.contains("netsmith: 127.0.0.1:"), "{line}");
+    drop(stalled);
+    let _ = l.interrupt();
+}
+
+#[test]
+fn hardening_14_listen_k_exits_quietly_when_stdout_closes() {
+    // head takes 5 bytes and leaves; listen -k, with a client still
+    // connected and nothing more to write, ends at once, exit 0.
+    let bin = crate::util::bin();
+    let mut p = crate::util::spawn_cmd(
+        "bash",
+        &[
+            "-c",
+            "set -o pipefail; \"$0\" listen -k 127.0.0.1 0 </dev/null | head -c 5",
+            bin.to_str().unwrap(),
+        ],
+    );
+    let addr = p.listening();
+    let mut c = connect(&addr);
+    c.write_all(b"hello world").unwrap();
+    let out = p.wait_exit(WAIT);
+    out.ok();
+    assert_eq!(out.stdout, b"hello");
+}

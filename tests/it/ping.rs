@@ -460,3 +460,48 @@ fn as_fast_as_replies_come_back_loses_none() {
         assert!(text.starts_with("PING "), "{}", out.dump());
     }
 }
+
+/// A listener for `ping --tcp`, and its port.
+fn tcp_target() -> (TcpListener, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    (listener, port)
+}
+
+#[test]
+fn hardening_14_ping_into_head_exits_quietly_when_head_leaves() {
+    // TCP ping to a listener of this test: no privilege needed. Without
+    // -c it would run forever; after head's two lines it must end, exit 0.
+    let (_listener, port) = tcp_target();
+    let out = run_cmd(
+        "bash",
+        &[
+            "-c",
+            "set -o pipefail; \"$0\" ping --tcp \"$1\" -i 200ms 127.0.0.1 | head -2",
+            util::bin().to_str().unwrap(),
+            &port,
+        ],
+        b"",
+    );
+    out.ok();
+    assert_eq!(out.out().lines().count(), 2, "{}", out.dump());
+}
+
+#[test]
+fn hardening_02_ping_stdout_write_error_is_exit_1() {
+    let (_listener, port) = tcp_target();
+    let out = util::run_to_full(
+        &[
+            "ping",
+            "--tcp",
+            &port,
+            "-c",
+            "2",
+            "-i",
+            "200ms",
+            "127.0.0.1",
+        ],
+        b"",
+    );
+    util::assert_stdout_full(&out);
+}

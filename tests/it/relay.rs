@@ -489,3 +489,65 @@ fn hardening_05_rule_forms_match_ipv4_clients_on_ipv4_and_dual_stack_listeners()
     });
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+#[test]
+fn hardening_02_relay_stdio_stdout_write_error_is_exit_1_and_epipe_is_quiet() {
+    let (_echo, target) = echo("--tcp");
+    let data = util::random_bytes(1 << 20);
+    let out = util::run_to_full(&["relay", "-", &target], &data);
+    util::assert_stdout_full(&out);
+    // `| head`: the reader leaving is a quiet end, not "broken pipe".
+    let bin = util::bin();
+    let out = util::run_cmd(
+        "bash",
+        &[
+            "-c",
+            "set -o pipefail; \"$0\" relay - \"$1\" | head -c 10 >/dev/null",
+            bin.to_str().unwrap(),
+            &target,
+        ],
+        &data,
+    );
+    out.ok();
+    assert!(out.stderr.is_empty(), "{}", out.dump());
+}
+
+/// `relay EXTRA - tls://` to an `ncat --ssl -l` that sends a line and
+/// then closes without `close_notify`; relay's stdin stays open until the
+/// relay has either failed or said it accepted the cut.
+fn relay_from_ncat_that_cuts(extra: &[&str]) -> util::Output {
+    let port = util::free_port();
+    let mut ncat = util::spawn_cmd(
+        util::require("ncat"),
+        &["--ssl", "-l", "127.0.0.1", &port.to_string()],
+    );
+    ncat.write(b"from ncat\n");
+    ncat.close_stdin();
+    util::wait_tcp_listen(port);
+    let mut args = vec!["relay", "--insecure"];
+    args.extend_from_slice(extra);
+    let target = format!("tls://127.0.0.1:{port}");
+    args.extend(["-", &target]);
+    let mut relay = util::spawn(&args);
+    if extra.contains(&"--allow-truncation") {
+        relay.wait_stderr("accepted: --allow-truncation");
+        relay.close_stdin();
+    }
+    let out = relay.wait_exit(WAIT);
+    let _ = ncat.kill();
+    out
+}
+
+#[test]
+fn hardening_03_relay_tls_side_cut_without_close_notify_is_exit_1_unless_allowed() {
+    let out = relay_from_ncat_that_cuts(&[]);
+    out.code_is(1);
+    assert!(
+        out.stderr.contains("close_notify") && out.stderr.contains("--allow-truncation"),
+        "{}",
+        out.dump()
+    );
+    let out = relay_from_ncat_that_cuts(&["--allow-truncation"]);
+    out.ok();
+    assert_eq!(out.stdout, b"from ncat\n");
+}

@@ -287,3 +287,9 @@ fn the_tutorials_special_forms_are_explained() {
     out.ok();
     assert!(out.out().starts_with("'' means ::, "), "{}", out.dump());
 }
+
+#[test]
+fn hardening_02_resolve_stdout_write_error_is_exit_1() {
+    let out = crate::util::run_to_full(&["resolve", "localhost"], b"");
+    crate::util::assert_stdout_full(&out);
+}

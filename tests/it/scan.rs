@@ -1374,3 +1374,11 @@ fn hardening_05_mapped_loopback_target_needs_no_authorized() {
     out.ok();
     assert_eq!(report(&out).summary.open, 1, "{}", out.dump());
 }
+
+#[test]
+fn hardening_02_scan_json_stdout_write_error_is_exit_1() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let out = util::run_to_full(&["scan", "127.0.0.1", "-p", &port, "--json"], b"");
+    util::assert_stdout_full(&out);
+}

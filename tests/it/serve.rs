@@ -1830,3 +1830,23 @@ fn hardening_05_rule_forms_match_ipv4_clients_on_ipv4_and_dual_stack_listeners()
     });
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+#[test]
+fn hardening_02_serve_totals_stdout_write_error_is_exit_1() {
+    let mut p = util::spawn_to_full(&["serve", "echo=0", "--tcp"]);
+    p.wait_stderr("listening on");
+    let out = p.interrupt();
+    util::assert_stdout_full(&out);
+}
+
+#[test]
+fn hardening_03_serve_refuses_allow_truncation_it_would_not_use() {
+    let out = util::run(&["serve", "--tls", "--allow-truncation", "echo=0"], b"");
+    out.code_is(2);
+    assert!(
+        out.stderr
+            .contains("--allow-truncation is for listen and connect"),
+        "{}",
+        out.dump()
+    );
+}

@@ -568,3 +568,38 @@ wait $B; echo "v6=$?"
         );
     }
 }
+
+#[test]
+fn hardening_02_sniff_read_stdout_write_error_is_exit_1() {
+    // A pcap file of 100 UDP packets, written here byte by byte.
+    let mut frame = vec![0u8; 12];
+    frame.extend_from_slice(&[0x08, 0x00]); // IPv4
+    frame.extend_from_slice(&[
+        0x45, 0, 0, 32, 0, 0, 0x40, 0, 64, 17, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1,
+    ]);
+    frame.extend_from_slice(&[0x30, 0x39, 0x00, 0x07, 0, 12, 0, 0, b'p', b'i', b'n', b'g']);
+    let mut pcap = Vec::new();
+    pcap.extend_from_slice(&0xa1b2_c3d4_u32.to_le_bytes());
+    pcap.extend_from_slice(&2u16.to_le_bytes());
+    pcap.extend_from_slice(&4u16.to_le_bytes());
+    for word in [0u32, 0, 65535, 1] {
+        pcap.extend_from_slice(&word.to_le_bytes());
+    }
+    for i in 0..100u32 {
+        let len = frame.len() as u32;
+        for word in [1_700_000_000 + i, 0, len, len] {
+            pcap.extend_from_slice(&word.to_le_bytes());
+        }
+        pcap.extend_from_slice(&frame);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("udp.pcap");
+    std::fs::write(&file, &pcap).unwrap();
+    let path = file.to_str().unwrap();
+    // The file reads (the test's own check), and fails only on stdout.
+    let ok = util::run(&["sniff", "-r", path], b"");
+    ok.ok();
+    assert_eq!(ok.out().lines().count(), 100, "{}", ok.dump());
+    let out = util::run_to_full(&["sniff", "-r", path], b"");
+    util::assert_stdout_full(&out);
+}

@@ -17,8 +17,8 @@
 //! - `openssl s_client -quiet` ignores its stdin's EOF (so it receives to
 //!   the end); `-no_ign_eof -nocommands` sends `close_notify` at stdin EOF.
 //! - `ncat --ssl` half-closes with a plain FIN and never sends
-//!   `close_notify`: netsmith warns that what arrived may be truncated, and
-//!   exits 0. As a server (`-l`) it quits at its client's EOF, as in
+//!   `close_notify`: netsmith exits 1 (what arrived may be truncated)
+//!   unless given `--allow-truncation`, as the ncat runs are. As a server (`-l`) it quits at its client's EOF, as in
 //!   interop.rs, so the netsmith client there runs with `--no-shutdown`.
 
 use std::sync::Arc;
@@ -418,9 +418,11 @@ fn ncat_ssl_server_netsmith_client_both_ways() {
         &server,
         Ready::Tcp(port),
         |p| {
+            // ncat closes without close_notify: the peer --allow-truncation is for.
             interop::netsmith(&[
                 "connect",
                 "--no-shutdown",
+                "--allow-truncation",
                 "--ca",
                 &ca,
                 &format!("tls://localhost:{p}"),
@@ -433,7 +435,12 @@ fn ncat_ssl_server_netsmith_client_both_ways() {
 #[test]
 fn netsmith_server_ncat_ssl_client_both_ways() {
     let pki = Pki::new();
-    let server = interop::netsmith(&strs(&tls_listener(&pki, "server", &[])));
+    // ncat closes without close_notify: the peer --allow-truncation is for.
+    let server = interop::netsmith(&strs(&tls_listener(
+        &pki,
+        "server",
+        &["--allow-truncation"],
+    )));
     let ca = pki.path("ca.pem");
     both_ways(
         &server,
@@ -472,4 +479,51 @@ fn serve_tls_echo() {
     assert!(!out.stderr.contains("close_notify"), "{}", out.stderr);
     let totals = srv.interrupt();
     totals.ok();
+}
+
+/// `listen --tls EXTRA` with an `ncat --ssl` client that, once both sides
+/// have sent everything, closes without `close_notify`; returns listen's
+/// output and what it was sent.
+fn ncat_client_cuts(pki: &Pki, extra: &[&str]) -> (util::Output, Vec<u8>) {
+    let mut srv = util::spawn(&strs(&tls_listener(pki, "server", extra)));
+    let port = srv.port().to_string();
+    let ca = pki.path("ca.pem");
+    let sent = util::random_bytes(64 << 10);
+    let mut cli = util::spawn_cmd(
+        util::require("ncat"),
+        &[
+            "--ssl",
+            "--ssl-verify",
+            "--ssl-trustfile",
+            &ca,
+            "localhost",
+            &port,
+        ],
+    );
+    cli.write(&sent);
+    cli.close_stdin();
+    srv.write(b"bye");
+    let srv = srv.finish(WAIT);
+    let _ = cli.finish(WAIT);
+    (srv, sent)
+}
+
+#[test]
+fn hardening_03_tls_close_without_close_notify_is_exit_1_unless_allowed() {
+    let pki = Pki::new();
+    let (out, sent) = ncat_client_cuts(&pki, &[]);
+    out.code_is(1);
+    assert!(
+        out.stderr.contains("close_notify") && out.stderr.contains("--allow-truncation"),
+        "{}",
+        out.dump()
+    );
+    assert_eq!(
+        out.stdout, sent,
+        "what arrived before the cut is still written"
+    );
+    let (out, sent) = ncat_client_cuts(&pki, &["--allow-truncation"]);
+    out.ok();
+    assert!(out.stderr.contains("close_notify"), "{}", out.dump());
+    assert_eq!(out.stdout, sent);
 }

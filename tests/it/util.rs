@@ -504,3 +504,43 @@ pub fn check_rule_forms(start: impl Fn(&str, &str, &str) -> (Proc, u16)) -> Vec<
     }
     failures
 }
+
+/// The arguments of `sh` that run netsmith with `args` and its stdout on
+/// /dev/full, where every write fails with ENOSPC (as on a full disk).
+fn to_full(bin: &std::path::Path, args: &[&str]) -> Vec<String> {
+    let mut all: Vec<String> = ["-c", "exec \"$@\" >/dev/full", "sh"]
+        .map(String::from)
+        .to_vec();
+    all.push(bin.to_string_lossy().into_owned());
+    all.extend(args.iter().map(ToString::to_string));
+    all
+}
+
+/// Starts netsmith with `args` and its stdout on /dev/full.
+pub fn spawn_to_full(args: &[&str]) -> Proc {
+    let all = to_full(&bin(), args);
+    spawn_cmd("sh", &all.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// Runs netsmith with `args` and its stdout on /dev/full, `stdin` as input.
+#[track_caller]
+pub fn run_to_full(args: &[&str], stdin: &[u8]) -> Output {
+    let all = to_full(&bin(), args);
+    run_cmd(
+        "sh",
+        &all.iter().map(String::as_str).collect::<Vec<_>>(),
+        stdin,
+    )
+}
+
+/// Asserts what a failed stdout must give: exit 1 and the errno's words.
+#[track_caller]
+pub fn assert_stdout_full(out: &Output) {
+    out.code_is(1);
+    assert!(
+        out.stderr
+            .contains("netsmith: write to stdout: no space left on device"),
+        "no stdout error\n{}",
+        out.dump()
+    );
+}
