@@ -473,3 +473,100 @@ fn refused_certificate_closes_the_client_and_the_relay_goes_on() {
     closed_without_a_byte(&bad_addr);
     bad.wait_stderr("client closed");
 }
+
+/// Connects to a relay whose program starts `sleep 1000` in the background
+/// and prints its pid; returns the connection and that pid.
+fn start_grandchild(addr: &str) -> (TcpStream, u32) {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with(b"\n") {
+        let n = (&stream).read(&mut byte).unwrap();
+        assert_eq!(n, 1, "the program's pid line was cut short");
+        line.push(byte[0]);
+    }
+    let pid = String::from_utf8_lossy(&line).trim().parse().unwrap();
+    assert!(running(pid), "sleep {pid} is not running");
+    (stream, pid)
+}
+
+/// Whether process `pid` exists and is not a zombie.
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let state = stat.rsplit(") ").next()?.split(' ').next()?.to_string();
+            Some(state != "Z" && state != "X")
+        })
+        .unwrap_or(false)
+}
+
+/// Waits (bounded) until process `pid` has ended.
+#[track_caller]
+fn wait_gone(pid: u32, case: &str) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while running(pid) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{case}: the program's background sleep {pid} outlived its connection"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn hardening_09_a_programs_background_jobs_end_with_its_connection_and_the_relay() {
+    let program = "sh:sleep 1000 >/dev/null & echo $!; cat";
+    let (mut relay, addr) = relay(&["-i", "1s", "tcp-listen:0", program]);
+    // The client half-closes: cat and sh exit, the connection ends.
+    let (stream, pid) = start_grandchild(&addr);
+    stream.shutdown(Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    let _ = (&stream).read_to_end(&mut rest);
+    wait_gone(pid, "after the client closed");
+    // The client resets the connection.
+    let (stream, pid) = start_grandchild(&addr);
+    socket2::SockRef::from(&stream)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(stream);
+    wait_gone(pid, "after a reset");
+    // The connection goes idle past -i.
+    let (_idle, pid) = start_grandchild(&addr);
+    relay.wait_stderr("idle for 1s");
+    wait_gone(pid, "after the idle timeout");
+    // The relay is stopped with a connection open.
+    let (_open, pid) = start_grandchild(&addr);
+    relay.signal("TERM");
+    let out = relay.wait_exit(WAIT);
+    out.code_is(130);
+    wait_gone(pid, "after the relay's SIGTERM");
+}
+
+#[test]
+fn hardening_17_a_program_that_cannot_run_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("not-executable");
+    std::fs::write(&plain, "#!/bin/sh\n").unwrap();
+    let plain = format!("exec:{}", plain.display());
+    for (to, words) in [
+        (
+            "exec:/nonexistent/prog",
+            "cannot run /nonexistent/prog: no such file",
+        ),
+        (
+            "exec:no-such-program-17 -x",
+            "cannot run no-such-program-17: no such program in PATH",
+        ),
+        (plain.as_str(), "not an executable file"),
+    ] {
+        let out = util::run(&["relay", "tcp-listen:127.0.0.1:0", to], b"");
+        out.code_is(2);
+        assert!(out.stderr.contains(words), "{to}\n{}", out.dump());
+        assert!(!out.stderr.contains("listening on"), "{}", out.dump());
+    }
+    // A bare name is found in PATH, as exec finds it.
+    let (_relay, addr) = relay(&["tcp-listen:0", "exec:cat"]);
+    assert_eq!(exchange(&addr, b"found"), b"found");
+}
