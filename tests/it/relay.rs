@@ -570,3 +570,74 @@ fn hardening_17_a_program_that_cannot_run_is_refused_at_start() {
     let (_relay, addr) = relay(&["tcp-listen:0", "exec:cat"]);
     assert_eq!(exchange(&addr, b"found"), b"found");
 }
+
+#[test]
+fn hardening_08_a_full_udp_relay_evicts_the_least_recently_active_session() {
+    let (_echo, target) = echo("--udp");
+    let (mut relay, addr) = relay(&[
+        "--max-conns",
+        "2",
+        "-i",
+        "1m",
+        "udp-listen:0",
+        &format!("udp://{target}"),
+    ]);
+    let ask = |socket: &UdpSocket, what: &[u8]| {
+        socket.set_read_timeout(Some(WAIT)).unwrap();
+        socket.send_to(what, &addr).unwrap();
+        let mut buf = [0u8; 64];
+        let n = socket.recv(&mut buf).expect("a reply through the relay");
+        assert_eq!(&buf[..n], what);
+    };
+    let clients: Vec<UdpSocket> = (0..3)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    ask(&clients[0], b"a");
+    // Apart in time, so that "least recently active" names one of them
+    // (activity is kept to the millisecond).
+    std::thread::sleep(Duration::from_millis(20));
+    ask(&clients[1], b"b");
+    // Every session is in use: the third client once got nothing until
+    // one expired (here a minute), without a word.
+    ask(&clients[2], b"c");
+    let line = relay.wait_stderr("evicted for");
+    let (a, c) = (
+        clients[0].local_addr().unwrap(),
+        clients[2].local_addr().unwrap(),
+    );
+    assert!(line.contains(&format!("{a}: evicted for {c}")), "{line}");
+    relay.wait_stderr("make way for new clients");
+    // The second client's session was left alone.
+    ask(&clients[1], b"b again");
+}
+
+#[test]
+fn hardening_04_a_udp_relay_says_what_the_kernel_dropped() {
+    let (_echo, target) = echo("--udp");
+    let (mut relay, addr) = relay(&["udp-listen:0", &format!("udp://{target}")]);
+    let burst = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // 24 MB while the relay is stopped: more than its receive queue.
+    relay.signal("STOP");
+    for i in 0..400u32 {
+        burst.send_to(&vec![i as u8; 60_000], &addr).unwrap();
+    }
+    relay.signal("CONT");
+    // The kernel tells its count with the next datagram it queues: one
+    // that is answered was queued after the drops.
+    let marker = UdpSocket::bind("127.0.0.1:0").unwrap();
+    marker
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut answered = false;
+    for _ in 0..100 {
+        marker.send_to(b"marker", &addr).unwrap();
+        let mut buf = [0u8; 16];
+        if marker.recv(&mut buf).is_ok_and(|n| &buf[..n] == b"marker") {
+            answered = true;
+            break;
+        }
+    }
+    assert!(answered, "the relay never answered after the burst");
+    let line = relay.wait_stderr("datagrams from clients");
+    assert!(line.contains("the kernel dropped"), "{line}");
+}
