@@ -625,3 +625,51 @@ fn refused_or(target: &str, err: &std::io::Error) -> Error {
     }
     Error::io(format!("send to {target}"), err)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(port: u16) -> Peer {
+        Peer::Inet(SocketAddr::from(([127, 0, 0, 1], port)))
+    }
+
+    /// Which of the datagrams from `senders` are printed, and who stdin goes to after.
+    fn run(policy: Peers, senders: &[u16]) -> (Vec<u16>, Vec<Peer>) {
+        let (mut peers, mut ignored) = (Vec::new(), Vec::new());
+        let printed = senders
+            .iter()
+            .copied()
+            .filter(|&p| admit(policy, &mut peers, &mut ignored, &peer(p)))
+            .collect();
+        (printed, peers)
+    }
+
+    #[test]
+    fn first_stays_with_the_first_sender() {
+        let (printed, peers) = run(Peers::First, &[1, 2, 1, 3]);
+        assert_eq!(printed, [1, 1]);
+        assert_eq!(peers, [peer(1)]);
+    }
+
+    #[test]
+    fn latest_follows_the_latest_sender() {
+        let (printed, peers) = run(Peers::Latest, &[1, 2, 1, 3]);
+        assert_eq!(printed, [1, 2, 1, 3]);
+        assert_eq!(peers, [peer(3)]);
+    }
+
+    #[test]
+    fn all_keeps_every_sender_once_latest_last() {
+        let (printed, peers) = run(Peers::All, &[1, 2, 1, 3]);
+        assert_eq!(printed, [1, 2, 1, 3]);
+        assert_eq!(peers, [peer(2), peer(1), peer(3)]);
+    }
+
+    #[test]
+    fn loss_names_how_many_of_how_many() {
+        let msg = lost("receive on udp://127.0.0.1:9", 3, 7).to_string();
+        assert!(msg.contains("3 of 10 datagrams lost"), "{msg}");
+        assert_eq!(lost("x", 1, 0).exit_code(), 1);
+    }
+}
