@@ -408,14 +408,12 @@ async fn udp_timeout() -> Result<Exchange> {
         "waiting {} for a datagram on {addr} (netsmith listen -u --timeout {0})",
         crate::duration::show(RECV_TIMEOUT)
     ));
-    let result = crate::datagram::server(
-        &socket,
-        None,
-        &mut tokio::io::sink(),
-        Some(RECV_TIMEOUT),
-        false,
-    )
-    .await;
+    let opts = crate::datagram::ServerOptions {
+        timeout: Some(RECV_TIMEOUT),
+        name: addr.to_string(),
+        ..Default::default()
+    };
+    let result = crate::datagram::server(&socket, None, &mut tokio::io::sink(), &opts).await;
     match result {
         Err(Error::Silence(msg)) => {
             ex.server(format!("No connection! ({msg})"));

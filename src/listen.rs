@@ -54,9 +54,13 @@ pub struct ListenArgs {
     /// Length of the kernel's queue of pending connections.
     #[arg(long, value_name = "N", default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..))]
     pub backlog: u32,
-    /// UDP: print datagrams from any sender; stdin goes to the latest sender.
+    /// UDP: datagrams instead of a stream; see --peers for whom with.
     #[arg(short = 'u', long)]
     pub udp: bool,
+    /// UDP: whom to talk with: the first sender only (as ncat), the latest
+    /// sender, or all senders (stdin goes to each).
+    #[arg(long, value_name = "WHO", value_enum, default_value_t = datagram::Peers::First)]
+    pub peers: datagram::Peers,
     /// Listen on a Unix socket at PATH (created, and removed on exit).
     #[arg(short = 'U', long, value_name = "PATH")]
     pub unix: Option<PathBuf>,
@@ -87,6 +91,8 @@ pub struct ListenConfig {
     pub tls: Option<Acceptor>,
     /// `--allow-truncation`: a close without `close_notify` is an end.
     pub allow_truncation: bool,
+    /// `-u`: whom the conversation is with.
+    pub peers: datagram::Peers,
 }
 
 impl ListenConfig {
@@ -162,25 +168,26 @@ impl ListenConfig {
             allow_truncation: a.tls.allow_truncation,
             args: a.session,
             tls,
+            peers: a.peers,
         })
     }
 }
 
 /// Runs `listen` until its client leaves (or forever with `-k`).
 pub async fn run(cfg: ListenConfig) -> Result<()> {
-    let (bound, _socket_file) = bind(&cfg).await?;
+    let (bound, _socket_file, name) = bind(&cfg).await?;
     let mut stdout = Stdout::get();
     match bound {
         Bound::Streams(listener) => streams(&cfg, listener, &stdout).await,
         Bound::Datagrams(socket) => {
-            datagram::server(
-                &socket,
-                chunks(&cfg.args),
-                &mut stdout,
-                cfg.timeout,
-                cfg.args.hex,
-            )
-            .await
+            let opts = datagram::ServerOptions {
+                timeout: cfg.timeout,
+                hex: cfg.args.hex,
+                peers: cfg.peers,
+                name,
+                watch_stdout: true,
+            };
+            datagram::server(&socket, chunks(&cfg.args), &mut stdout, &opts).await
         }
     }
 }
@@ -191,8 +198,9 @@ enum Bound {
     Datagrams(Datagram),
 }
 
-/// Binds the endpoint and prints where (port 0 becomes the real port).
-async fn bind(cfg: &ListenConfig) -> Result<(Bound, Option<bind::SocketFile>)> {
+/// Binds the endpoint and prints where (port 0 becomes the real port);
+/// returns that name too.
+async fn bind(cfg: &ListenConfig) -> Result<(Bound, Option<bind::SocketFile>, String)> {
     let (bound, file) = match &cfg.endpoint {
         Endpoint::Inet { proto, host, port } => {
             let addr = bind_addr(&cfg.resolve, host, *port).await?;
@@ -241,7 +249,7 @@ async fn bind(cfg: &ListenConfig) -> Result<(Bound, Option<bind::SocketFile>)> {
     if let Some(addr) = local {
         crate::net::warn_if_exposed(&name, addr.ip());
     }
-    Ok((bound, file))
+    Ok((bound, file, name))
 }
 
 /// The address to bind: a literal as given, or a name's first address.

@@ -148,6 +148,20 @@ impl RelayConfig {
         let from = Side::parse(&a.from)?;
         let to = Side::parse(&a.to)?;
         check_pair(&from, &to)?;
+        // A program that cannot run is refused now, not at every client.
+        for side in [&from, &to] {
+            match side {
+                Side::Exec(argv) => {
+                    if let Some(program) = argv.first() {
+                        io::find_program(program).map_err(|e| in_side(e, side))?;
+                    }
+                }
+                Side::Shell(_) => {
+                    io::find_program("/bin/sh").map_err(|e| in_side(e, side))?;
+                }
+                _ => {}
+            }
+        }
         let acceptor = match &from {
             Side::TlsListen(endpoint) => a.tls.acceptor(true, &endpoint_host(endpoint), quiet)?,
             _ => a.tls.acceptor(false, "", quiet)?,
@@ -187,6 +201,17 @@ impl RelayConfig {
             allow_truncation: a.tls.allow_truncation,
             quiet,
         })
+    }
+}
+
+/// An error about `side`'s program, naming the side as the user wrote it.
+fn in_side(e: Error, side: &Side) -> Error {
+    match e {
+        Error::Local { what, reason } => Error::Local {
+            what: format!("\"{side}\": {what}"),
+            reason,
+        },
+        other => other,
     }
 }
 
@@ -242,6 +267,9 @@ fn check_pair(from: &Side, to: &Side) -> Result<()> {
 /// one connection ends.
 pub async fn run(cfg: RelayConfig) -> Result<()> {
     let cfg = Arc::new(cfg);
+    // However the relay ends (Ctrl-C and SIGTERM drop this future), the
+    // programs it started end with it.
+    let _programs = io::Programs;
     let (Side::Listen(endpoint) | Side::TlsListen(endpoint)) = &cfg.from else {
         let a = open(&cfg.from, &cfg).await?;
         let b = open(&cfg.to, &cfg).await?;

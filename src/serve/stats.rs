@@ -23,6 +23,9 @@ pub struct Stats {
     pub dropped_loop: AtomicU64,
     /// Datagrams dropped by `--udp-rate`.
     pub dropped_rate: AtomicU64,
+    /// Datagrams the kernel dropped before the server could read them (the
+    /// socket's receive queue was full).
+    pub dropped_kernel: AtomicU64,
 }
 
 impl Stats {
@@ -43,6 +46,7 @@ impl Stats {
             denied: get(&self.denied),
             udp_dropped_loop: get(&self.dropped_loop),
             udp_dropped_rate: get(&self.dropped_rate),
+            udp_dropped_kernel: get(&self.dropped_kernel),
         }
     }
 }
@@ -59,6 +63,7 @@ pub struct Totals {
     pub denied: u64,
     pub udp_dropped_loop: u64,
     pub udp_dropped_rate: u64,
+    pub udp_dropped_kernel: u64,
 }
 
 /// The totals of every service: a table, or one JSON object per line.
@@ -97,7 +102,7 @@ pub fn report(services: &[(Service, &Stats)], json: bool) -> String {
             t.bytes_out,
             t.errors,
             t.denied,
-            t.udp_dropped_loop + t.udp_dropped_rate
+            t.udp_dropped_loop + t.udp_dropped_rate + t.udp_dropped_kernel
         );
     }
     out

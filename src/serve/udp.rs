@@ -50,15 +50,30 @@ pub async fn serve(socket: UdpSocket, ctx: Arc<Ctx>, policy: Policy, stop: Cance
     let stopping = Arc::new(AtomicBool::new(false));
     let worker = {
         let (socket, stopping) = (socket.clone(), stopping.clone());
-        tokio::task::spawn_blocking(move || answer(&socket, &ctx, &policy, &stopping))
+        tokio::task::spawn_blocking(move || {
+            answer(&socket, &ctx, &policy, &stopping);
+            ctx
+        })
     };
     stop.cancelled().await;
     stopping.store(true, Ordering::Release);
     // Linux wakes a blocked receive on a UDP socket that is shut down, even
     // an unconnected one (which reports ENOTCONN but shuts down anyway).
     let _ = socket2::SockRef::from(&*socket).shutdown(std::net::Shutdown::Read);
-    if let Err(e) = worker.await {
-        tracing::warn!("udp: the receive thread failed: {e}");
+    match worker.await {
+        // What the kernel dropped while the server ran (its receive queue
+        // was full): counted, so the totals say that not all was answered.
+        Ok(ctx) => {
+            let drops = crate::datagram::kernel_drops(&*socket).unwrap_or(0);
+            Stats::add(&ctx.stats.dropped_kernel, drops);
+            if drops > 0 {
+                tracing::warn!(
+                    "{}/udp: the kernel dropped {drops} datagrams (the receive queue was full)",
+                    ctx.service
+                );
+            }
+        }
+        Err(e) => tracing::warn!("udp: the receive thread failed: {e}"),
     }
 }
 

@@ -552,3 +552,34 @@ fn nc_style_invocation_connects() {
     assert_eq!(out.stdout, b"nc style");
     srv.join().unwrap();
 }
+
+#[test]
+fn hardening_04_connect_udp_says_how_many_replies_the_kernel_dropped() {
+    // A peer that answers one datagram with 400 of 60,000 bytes while
+    // connect is stopped: more than connect's receive queue holds.
+    let (count, size) = (400u64, 60_000);
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    peer.set_read_timeout(Some(WAIT)).unwrap();
+    let port = peer.local_addr().unwrap().port().to_string();
+    let mut p = spawn(&["connect", "-u", "--wait", "500ms", "127.0.0.1", &port]);
+    p.write(b"hi");
+    let mut buf = [0u8; 16];
+    let (_, client) = peer.recv_from(&mut buf).unwrap();
+    p.signal("STOP");
+    for i in 0..count {
+        peer.send_to(&vec![i as u8; size], client).unwrap();
+    }
+    p.signal("CONT");
+    let out = p.finish(WAIT);
+    out.code_is(1);
+    assert_eq!(out.stdout.len() % size, 0, "{}", out.dump());
+    let received = (out.stdout.len() / size) as u64;
+    let lost = count - received;
+    assert!(lost > 0, "{}", out.dump());
+    assert!(
+        out.stderr
+            .contains(&format!("{lost} of {count} datagrams lost")),
+        "{}",
+        out.dump()
+    );
+}

@@ -213,7 +213,7 @@ fn keep_open_survives_running_out_of_file_descriptors() {
 
 #[test]
 fn udp_two_senders_and_reply_to_the_latest() {
-    let mut p = spawn(&["listen", "-u", "-v", "0"]);
+    let mut p = spawn(&["listen", "-u", "-v", "--peers", "latest", "0"]);
     let port = p.port();
     let a = UdpSocket::bind("127.0.0.1:0").unwrap();
     let b = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -641,4 +641,161 @@ fn hardening_14_listen_k_exits_quietly_when_stdout_closes() {
     let out = p.wait_exit(WAIT);
     out.ok();
     assert_eq!(out.stdout, b"hello");
+}
+
+/// Sends `count` datagrams of `size` bytes to `port` on 127.0.0.1 while
+/// `p` is stopped, more than its receive queue holds, then resumes it.
+fn burst_while_stopped(p: &crate::util::Proc, port: u16, count: usize, size: usize) {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    p.signal("STOP");
+    for i in 0..count {
+        s.send_to(&vec![i as u8; size], ("127.0.0.1", port))
+            .unwrap();
+    }
+    p.signal("CONT");
+}
+
+/// Waits until the receive queue of the UDP socket on `port` is empty (its
+/// `rx_queue` in /proc/net/udp is 0): its reader has taken every datagram.
+#[track_caller]
+fn wait_udp_drained(port: u16) {
+    let want = format!(":{port:04X}");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let table = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
+        let drained = table.lines().any(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            cols.len() > 4 && cols[1].ends_with(&want) && cols[4].ends_with(":00000000")
+        });
+        if drained {
+            return;
+        }
+        assert!(Instant::now() < deadline, "udp port {port} not drained");
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// How many datagrams were lost, by the "N of M datagrams lost" message.
+#[track_caller]
+fn reported_loss(stderr: &str) -> (u64, u64) {
+    let words: Vec<&str> = stderr
+        .split("datagrams lost")
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .rev()
+        .take(3)
+        .collect();
+    match words[..] {
+        [total, "of", lost] => (lost.parse().unwrap(), total.parse().unwrap()),
+        _ => panic!("no \"N of M datagrams lost\" in\n{stderr}"),
+    }
+}
+
+#[test]
+fn hardening_04_listen_udp_says_how_many_datagrams_the_kernel_dropped() {
+    // 400 datagrams of 60,000 bytes (24 MB) while stopped: more than the
+    // largest receive queue listen asks for (8 MiB as root), so the
+    // kernel drops some, and listen must not end with 0 as if all came.
+    let (count, size) = (400, 60_000);
+    let mut p = spawn(&["listen", "-u", "-w", "1s", "0"]);
+    let port = p.port();
+    burst_while_stopped(&p, port, count, size);
+    let out = p.wait_exit(WAIT);
+    out.code_is(1);
+    assert_eq!(out.stdout.len() % size, 0, "{}", out.dump());
+    let received = (out.stdout.len() / size) as u64;
+    let (lost, total) = reported_loss(&out.stderr);
+    assert!(lost > 0, "{}", out.dump());
+    assert_eq!(lost, count as u64 - received, "{}", out.dump());
+    assert_eq!(total, count as u64, "{}", out.dump());
+}
+
+#[test]
+fn hardening_04_listen_udp_interrupted_still_reports_the_loss() {
+    let (count, size) = (400, 60_000);
+    let mut p = spawn(&["listen", "-u", "-v", "0"]);
+    let port = p.port();
+    burst_while_stopped(&p, port, count, size);
+    wait_udp_drained(port);
+    let out = p.interrupt();
+    out.code_is(130);
+    let (lost, _) = reported_loss(&out.stderr);
+    let received = (out.stdout.len() / size) as u64;
+    assert_eq!(lost, count as u64 - received, "{}", out.dump());
+}
+
+#[test]
+fn hardening_07_listen_udp_stays_with_the_first_peer() {
+    let mut p = spawn(&["listen", "-u", "-v", "0"]);
+    let port = p.port();
+    let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+    a.set_read_timeout(Some(WAIT)).unwrap();
+    a.send_to(b"from a\n", ("127.0.0.1", port)).unwrap();
+    p.wait_stderr(&format!("datagram from {}", a.local_addr().unwrap()));
+    b.send_to(b"from b\n", ("127.0.0.1", port)).unwrap();
+    p.wait_stderr(&format!(
+        "ignored datagram from {}",
+        b.local_addr().unwrap()
+    ));
+    p.write(b"reply\n");
+    let mut buf = [0u8; 64];
+    let n = a.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"reply\n");
+    b.set_nonblocking(true).unwrap();
+    assert!(b.recv(&mut buf).is_err(), "the ignored sender got a reply");
+    let out = p.interrupt();
+    out.code_is(130);
+    assert_eq!(out.out(), "from a\n", "{}", out.dump());
+}
+
+#[test]
+fn hardening_07_listen_udp_peers_all_prints_and_answers_every_sender() {
+    let mut p = spawn(&["listen", "-u", "-v", "--peers", "all", "0"]);
+    let port = p.port();
+    let senders: Vec<UdpSocket> = (0..3)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    for (i, s) in senders.iter().enumerate() {
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        s.send_to(format!("from {i}\n").as_bytes(), ("127.0.0.1", port))
+            .unwrap();
+        p.wait_stderr(&format!("datagram from {}", s.local_addr().unwrap()));
+    }
+    p.write(b"to all\n");
+    for s in &senders {
+        let mut buf = [0u8; 64];
+        let n = s.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"to all\n");
+    }
+    let out = p.interrupt();
+    out.code_is(130);
+    assert_eq!(out.out(), "from 0\nfrom 1\nfrom 2\n", "{}", out.dump());
+}
+
+#[test]
+fn hardening_14_listen_udp_ends_when_stdout_closes_with_no_more_datagrams() {
+    // `listen -u | head -c 3`: one datagram, then nothing more. Once head
+    // has gone, listen must end by itself (0, nothing said), not at the
+    // next datagram that may never come.
+    let dir = tempfile::tempdir().unwrap();
+    let script = format!(
+        r#"d={dir}
+(timeout 20 {bin} listen -u 127.0.0.1 0 2>$d/err | head -c 3 >$d/out; echo "${{PIPESTATUS[0]}}" >$d/rc) &
+for i in $(seq 1000); do grep -q 'listening on' $d/err 2>/dev/null && break; sleep 0.01; done
+port=$(sed -n 's/.*udp:\/\/127.0.0.1:\([0-9]*\).*/\1/p' $d/err)
+{bin} connect -u --wait 0 --send abcdef 127.0.0.1 "$port"
+wait
+echo "rc=$(cat $d/rc) out=$(cat $d/out)"
+cat $d/err
+"#,
+        dir = dir.path().display(),
+        bin = crate::util::bin().display()
+    );
+    let out = crate::util::run_cmd("bash", &["-c", &script], b"");
+    out.ok();
+    let text = out.out();
+    assert!(text.starts_with("rc=0 out=abc\n"), "{}", out.dump());
+    assert!(!text.contains("netsmith:"), "{}", out.dump());
 }

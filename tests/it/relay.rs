@@ -551,3 +551,171 @@ fn hardening_03_relay_tls_side_cut_without_close_notify_is_exit_1_unless_allowed
     out.ok();
     assert_eq!(out.stdout, b"from ncat\n");
 }
+
+/// Connects to a relay whose program starts `sleep 1000` in the background
+/// and prints its pid; returns the connection and that pid.
+fn start_grandchild(addr: &str) -> (TcpStream, u32) {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with(b"\n") {
+        let n = (&stream).read(&mut byte).unwrap();
+        assert_eq!(n, 1, "the program's pid line was cut short");
+        line.push(byte[0]);
+    }
+    let pid = String::from_utf8_lossy(&line).trim().parse().unwrap();
+    assert!(running(pid), "sleep {pid} is not running");
+    (stream, pid)
+}
+
+/// Whether process `pid` exists and is not a zombie.
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let state = stat.rsplit(") ").next()?.split(' ').next()?.to_string();
+            Some(state != "Z" && state != "X")
+        })
+        .unwrap_or(false)
+}
+
+/// Waits (bounded) until process `pid` has ended.
+#[track_caller]
+fn wait_gone(pid: u32, case: &str) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while running(pid) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{case}: the program's background sleep {pid} outlived its connection"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn hardening_09_a_programs_background_jobs_end_with_its_connection_and_the_relay() {
+    let program = "sh:sleep 1000 >/dev/null & echo $!; cat";
+    let (mut relay, addr) = relay(&["-i", "1s", "tcp-listen:0", program]);
+    // The client half-closes: cat and sh exit, the connection ends.
+    let (stream, pid) = start_grandchild(&addr);
+    stream.shutdown(Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    let _ = (&stream).read_to_end(&mut rest);
+    wait_gone(pid, "after the client closed");
+    // The client resets the connection.
+    let (stream, pid) = start_grandchild(&addr);
+    socket2::SockRef::from(&stream)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(stream);
+    wait_gone(pid, "after a reset");
+    // The connection goes idle past -i.
+    let (_idle, pid) = start_grandchild(&addr);
+    relay.wait_stderr("idle for 1s");
+    wait_gone(pid, "after the idle timeout");
+    // The relay is stopped with a connection open.
+    let (_open, pid) = start_grandchild(&addr);
+    relay.signal("TERM");
+    let out = relay.wait_exit(WAIT);
+    out.code_is(130);
+    wait_gone(pid, "after the relay's SIGTERM");
+}
+
+#[test]
+fn hardening_17_a_program_that_cannot_run_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("not-executable");
+    std::fs::write(&plain, "#!/bin/sh\n").unwrap();
+    let plain = format!("exec:{}", plain.display());
+    for (to, words) in [
+        (
+            "exec:/nonexistent/prog",
+            "cannot run /nonexistent/prog: no such file",
+        ),
+        (
+            "exec:no-such-program-17 -x",
+            "cannot run no-such-program-17: no such program in PATH",
+        ),
+        (plain.as_str(), "not an executable file"),
+    ] {
+        let out = util::run(&["relay", "tcp-listen:127.0.0.1:0", to], b"");
+        out.code_is(2);
+        assert!(out.stderr.contains(words), "{to}\n{}", out.dump());
+        assert!(!out.stderr.contains("listening on"), "{}", out.dump());
+    }
+    // A bare name is found in PATH, as exec finds it.
+    let (_relay, addr) = relay(&["tcp-listen:0", "exec:cat"]);
+    assert_eq!(exchange(&addr, b"found"), b"found");
+}
+
+#[test]
+fn hardening_08_a_full_udp_relay_evicts_the_least_recently_active_session() {
+    let (_echo, target) = echo("--udp");
+    let (mut relay, addr) = relay(&[
+        "--max-conns",
+        "2",
+        "-i",
+        "1m",
+        "udp-listen:0",
+        &format!("udp://{target}"),
+    ]);
+    let ask = |socket: &UdpSocket, what: &[u8]| {
+        socket.set_read_timeout(Some(WAIT)).unwrap();
+        socket.send_to(what, &addr).unwrap();
+        let mut buf = [0u8; 64];
+        let n = socket.recv(&mut buf).expect("a reply through the relay");
+        assert_eq!(&buf[..n], what);
+    };
+    let clients: Vec<UdpSocket> = (0..3)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    ask(&clients[0], b"a");
+    // Apart in time, so that "least recently active" names one of them
+    // (activity is kept to the millisecond).
+    std::thread::sleep(Duration::from_millis(20));
+    ask(&clients[1], b"b");
+    // Every session is in use: the third client once got nothing until
+    // one expired (here a minute), without a word.
+    ask(&clients[2], b"c");
+    let line = relay.wait_stderr("evicted for");
+    let (a, c) = (
+        clients[0].local_addr().unwrap(),
+        clients[2].local_addr().unwrap(),
+    );
+    assert!(line.contains(&format!("{a}: evicted for {c}")), "{line}");
+    relay.wait_stderr("make way for new clients");
+    // The second client's session was left alone.
+    ask(&clients[1], b"b again");
+}
+
+#[test]
+fn hardening_04_a_udp_relay_says_what_the_kernel_dropped() {
+    let (_echo, target) = echo("--udp");
+    let (mut relay, addr) = relay(&["udp-listen:0", &format!("udp://{target}")]);
+    let burst = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // 24 MB while the relay is stopped: more than its receive queue.
+    relay.signal("STOP");
+    for i in 0..400u32 {
+        burst.send_to(&vec![i as u8; 60_000], &addr).unwrap();
+    }
+    relay.signal("CONT");
+    // The kernel tells its count with the next datagram it queues: one
+    // that is answered was queued after the drops.
+    let marker = UdpSocket::bind("127.0.0.1:0").unwrap();
+    marker
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut answered = false;
+    for _ in 0..100 {
+        marker.send_to(b"marker", &addr).unwrap();
+        let mut buf = [0u8; 16];
+        if marker.recv(&mut buf).is_ok_and(|n| &buf[..n] == b"marker") {
+            answered = true;
+            break;
+        }
+    }
+    assert!(answered, "the relay never answered after the burst");
+    let line = relay.wait_stderr("datagrams from clients");
+    assert!(line.contains("the kernel dropped"), "{line}");
+}

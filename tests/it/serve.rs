@@ -36,7 +36,7 @@ const EPOCH_1900: u64 = 2_208_988_800;
 const GREETING: &str = "Thank you for connecting";
 
 /// The fields of each `--json` totals line.
-const TOTALS_FIELDS: [&str; 9] = [
+const TOTALS_FIELDS: [&str; 10] = [
     "service",
     "connections",
     "datagrams",
@@ -46,6 +46,7 @@ const TOTALS_FIELDS: [&str; 9] = [
     "denied",
     "udp_dropped_loop",
     "udp_dropped_rate",
+    "udp_dropped_kernel",
 ];
 
 /// A check's outcome: `Err` says what was wrong.
@@ -752,6 +753,48 @@ fn echo_udp_answers_a_queued_burst_each_datagram_to_its_sender_in_order() {
     assert_eq!(
         count(&t, "echo", "bytes_out"),
         bytes as u64,
+        "{}",
+        out.dump()
+    );
+}
+
+#[test]
+fn hardening_04_serve_totals_count_the_datagrams_the_kernel_dropped() {
+    // 64 datagrams of 60,000 bytes while the server is stopped: more than
+    // its receive queue holds. Every one is either answered or counted as
+    // dropped by the kernel; the totals once said 0 dropped.
+    let server = Server::start(&["echo=0", "--udp", "--udp-rate", "0", "--json"], 1);
+    let echo = server.udp("echo");
+    let client = udp_socket("127.0.0.1:0");
+    server.proc.signal("STOP");
+    let sent = 64;
+    for i in 0..sent {
+        client.send_to(&vec![i as u8; 60_000], echo).unwrap();
+    }
+    server.proc.signal("CONT");
+    // A marker from another socket, sent until it is answered: once it is,
+    // the server has read everything queued before it.
+    let marker = udp_socket("127.0.0.1:0");
+    let mut markers = 0;
+    loop {
+        markers += 1;
+        assert!(markers <= 100, "the marker was never answered");
+        marker.send_to(b"marker", echo).unwrap();
+        marker
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut buf = [0u8; 16];
+        if marker.recv(&mut buf).is_ok_and(|n| &buf[..n] == b"marker") {
+            break;
+        }
+    }
+    let out = server.stop();
+    let t = totals(&out);
+    let dropped = count(&t, "echo", "udp_dropped_kernel");
+    assert!(dropped > 0, "{}", out.dump());
+    assert_eq!(
+        count(&t, "echo", "datagrams") + dropped,
+        sent + markers,
         "{}",
         out.dump()
     );
