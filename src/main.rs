@@ -12,6 +12,10 @@ fn main() -> ExitCode {
         Err(err) => return usage_error(&err),
     };
     netsmith::logging::init(cli.verbose, cli.quiet);
+    if let Err(err) = netsmith::net::check_fd_floor() {
+        eprintln!("netsmith: {err}");
+        return ExitCode::from(err.exit_code());
+    }
     // A pipe (connect, listen) gets one thread for its sockets, and stdin and
     // stdout have their own (see `stdio`): all the parallelism a pipe can
     // use. A server gets a thread per core.
@@ -56,6 +60,10 @@ fn usage_error(err: &clap::Error) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let text = err.render().to_string();
+    if err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        eprintln!("netsmith: {}", missing_command(&text));
+        return ExitCode::from(netsmith::error::exit::USAGE);
+    }
     let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
     let first = lines.next().unwrap_or_default();
     let mut message = first.strip_prefix("error: ").unwrap_or(first).to_string();
@@ -66,4 +74,37 @@ fn usage_error(err: &clap::Error) -> ExitCode {
     }
     eprintln!("netsmith: {message} (see --help)");
     ExitCode::from(netsmith::error::exit::USAGE)
+}
+
+/// With no command (or `bench` with no workload) clap renders the whole
+/// help, whose first line is the about text: name the missing command and
+/// the choices instead.
+fn missing_command(help: &str) -> String {
+    let usage = help
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Usage: "))
+        .unwrap_or("netsmith");
+    let program: Vec<&str> = usage
+        .split_whitespace()
+        .take_while(|w| !w.starts_with(['[', '<']))
+        .collect();
+    let choices: Vec<&str> = help
+        .lines()
+        .skip_while(|l| l.trim() != "Commands:")
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
+    let program = program.join(" ");
+    let within = program.strip_prefix("netsmith").unwrap_or("").trim();
+    let what = if within.is_empty() {
+        String::new()
+    } else {
+        format!("{within}: ")
+    };
+    format!(
+        "{what}a command is needed: one of {} (see {program} --help)",
+        choices.join(", ")
+    )
 }

@@ -532,3 +532,41 @@ fn help_lists_only_working_commands_and_exit_codes() {
         assert!(text.contains(word), "--help lacks {word}\n{text}");
     }
 }
+
+#[test]
+fn hardening_13_a_tiny_descriptor_limit_is_named_not_a_panic() {
+    let prlimit = crate::util::require("prlimit");
+    let bin = crate::util::bin();
+    for args in [
+        &["resolve", "localhost"][..],
+        &["connect", "127.0.0.1", "9"],
+        &["listen", "127.0.0.1", "0"],
+        &["serve", "echo=0", "--tcp"],
+        &["sniff", "-r", "/dev/null"],
+        &["bench", "echo", "127.0.0.1:9"],
+    ] {
+        let mut full = vec!["--nofile=6", bin.to_str().unwrap()];
+        full.extend_from_slice(args);
+        let out = crate::util::run_cmd(&prlimit, &full, b"");
+        out.code_is(2);
+        assert!(out.stderr.contains("descriptor limit 6"), "{}", out.dump());
+        assert!(out.stderr.contains("ulimit -n"), "{}", out.dump());
+        assert_eq!(out.stderr.lines().count(), 1, "{}", out.dump());
+    }
+}
+
+#[test]
+fn hardening_18_no_command_says_netsmith_once_and_lists_the_commands() {
+    let out = run(&[], b"");
+    out.code_is(2);
+    assert!(!out.stderr.contains("netsmith: netsmith"), "{}", out.dump());
+    assert!(out.stderr.contains("connect, listen"), "{}", out.dump());
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.dump());
+    let out = run(&["bench"], b"");
+    out.code_is(2);
+    assert!(
+        out.stderr.contains("echo, stream, connect, udp"),
+        "{}",
+        out.dump()
+    );
+}

@@ -404,3 +404,16 @@ echo "elapsed_ms=$(( (end - start) / 1000000 ))"
     );
     assert!(out.stderr.contains("head start over"), "{}", out.dump());
 }
+
+#[test]
+fn hardening_17_sighup_removes_the_unix_socket_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hup.sock");
+    let mut listener = spawn(&["listen", "-U", path.to_str().unwrap()]);
+    listener.listening();
+    assert!(path.exists());
+    listener.signal("HUP");
+    let out = listener.wait_exit(WAIT);
+    assert_eq!(out.code(), Some(130), "{}", out.dump());
+    assert!(!path.exists(), "the socket file was left behind");
+}

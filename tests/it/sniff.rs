@@ -568,3 +568,15 @@ wait $B; echo "v6=$?"
         );
     }
 }
+
+#[test]
+fn hardening_13_a_filter_nested_20000_deep_is_refused_with_the_limit() {
+    let deep = format!("{}tcp{}", "(".repeat(20_000), ")".repeat(20_000));
+    let out = util::run(&["sniff", "-r", "/dev/null", &deep], b"");
+    out.code_is(2);
+    assert!(out.stderr.contains("at most 100"), "{}", out.dump());
+    let nots = format!("{}tcp", "not ".repeat(20_000));
+    let out = util::run(&["sniff", "-r", "/dev/null", &nots], b"");
+    out.code_is(2);
+    assert!(out.stderr.contains("at most 100"), "{}", out.dump());
+}
