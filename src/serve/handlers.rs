@@ -189,8 +189,14 @@ impl Ctx {
         stream.shutdown().await
     }
 
-    /// RFC 863: read and drop everything.
+    /// RFC 863: read and drop everything. As echo does, a connection holds
+    /// a buffer only while bytes are in hand: it waits for them with none,
+    /// then reads into one of the shared pool's, so an idle connection
+    /// costs no buffer (TLS, which cannot read without waiting, holds one).
     async fn discard(&self, stream: Stream, activity: &Arc<Activity>) -> io::Result<()> {
+        if !stream.is_tls() {
+            return self.swallow(&stream, activity).await;
+        }
         let (mut rd, _wr) = tokio::io::split(stream);
         let dropped = std::sync::atomic::AtomicU64::new(0);
         let mut tap =
@@ -277,6 +283,28 @@ impl Ctx {
 }
 
 impl Ctx {
+    /// Reads and counts what the client sends until it closes, with a
+    /// buffer from the shared pool only while a read is in hand.
+    async fn swallow(&self, stream: &Stream, activity: &Activity) -> io::Result<()> {
+        loop {
+            stream.readable().await?;
+            let mut buf = buffers()
+                .take()
+                .unwrap_or_else(|| vec![0u8; copy::BUF_SIZE]);
+            let read = stream.try_read(&mut buf);
+            buffers().give(buf);
+            match read {
+                Ok(0) => return Ok(()),
+                Ok(n) => {
+                    activity.touch();
+                    Stats::add(&self.stats.bytes_in, n as u64);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Reads and counts what the client sends until it closes (or fails).
     /// The buffer is on the heap: on the stack it would be part of every
     /// connection's future, idle or not (4 KiB each, measured; even the
@@ -292,8 +320,8 @@ impl Ctx {
     }
 }
 
-/// Buffers shared by every echo connection of the process: each holds one
-/// only while it has bytes in hand.
+/// Buffers shared by every echo and discard connection of the process:
+/// each holds one only while it has bytes in hand.
 fn buffers() -> &'static copy::Pool {
     /// Buffers kept for reuse after a burst (4 MiB at 64 KiB each).
     const KEPT: usize = 64;
