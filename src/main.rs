@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use netsmith::cli::{Cli, nc_style};
+use netsmith::error::printable;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse_from(nc_style(std::env::args_os().collect())) {
@@ -13,7 +14,7 @@ fn main() -> ExitCode {
     };
     netsmith::logging::init(cli.verbose, cli.quiet);
     if let Err(err) = netsmith::net::check_fd_floor() {
-        eprintln!("netsmith: {err}");
+        eprintln!("netsmith: {}", printable(&err.to_string()));
         return ExitCode::from(err.exit_code());
     }
     // A pipe (connect, listen) gets one thread for its sockets, and stdin and
@@ -41,7 +42,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             if !matches!(err, netsmith::Error::Interrupted) {
-                eprintln!("netsmith: {err}");
+                eprintln!("netsmith: {}", printable(&err.to_string()));
             }
             ExitCode::from(err.exit_code())
         }
@@ -72,7 +73,7 @@ fn usage_error(err: &clap::Error) -> ExitCode {
         let names: Vec<&str> = lines.take_while(|l| !l.starts_with("Usage:")).collect();
         message = format!("{} {}", message, names.join(", "));
     }
-    eprintln!("netsmith: {message} (see --help)");
+    eprintln!("netsmith: {} (see --help)", printable(&message));
     ExitCode::from(netsmith::error::exit::USAGE)
 }
 

@@ -570,3 +570,25 @@ fn hardening_18_no_command_says_netsmith_once_and_lists_the_commands() {
         out.dump()
     );
 }
+
+#[test]
+fn hardening_18_control_characters_from_input_are_escaped() {
+    for args in [
+        &["connect", "a\u{1b}[31mb\u{7}c", "80"][..],
+        &["connect", "127.0.0.1", "8\r0"],
+        &["scan", "bad\u{1b}]0;title\u{7}host", "-p", "80"],
+    ] {
+        let out = run(args, b"");
+        out.code_is(2);
+        assert!(
+            !out.stderr.chars().any(|c| c.is_control() && c != '\n'),
+            "{}",
+            out.dump()
+        );
+        assert!(
+            out.stderr.contains("\\u{1b}") || out.stderr.contains("\\r"),
+            "{}",
+            out.dump()
+        );
+    }
+}

@@ -485,3 +485,23 @@ fn nc_style_invocation_connects() {
     assert_eq!(out.stdout, b"nc style");
     srv.join().unwrap();
 }
+
+#[test]
+fn hardening_18_a_path_that_is_no_socket_is_said_so_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plain");
+    std::fs::write(&file, "data").unwrap();
+    for (path, kind) in [
+        (file.to_str().unwrap(), "a regular file"),
+        (dir.path().to_str().unwrap(), "a directory"),
+    ] {
+        let out = crate::util::run(&["connect", "-U", path], b"");
+        out.code_is(2);
+        assert!(
+            out.stderr.contains(&format!("not a socket ({kind})")),
+            "{}",
+            out.dump()
+        );
+        assert!(!out.stderr.contains("refused"), "{}", out.dump());
+    }
+}
