@@ -55,6 +55,11 @@ pub enum Workload {
     Udp(UdpArgs),
 }
 
+/// The most worker threads `--threads` may ask for: far more than any
+/// machine has cores, and few enough that the runtime can start them all
+/// (each thread reserves its stack).
+pub const MAX_THREADS: u16 = 1024;
+
 /// Flags every workload takes.
 #[derive(Debug, Args, Clone)]
 pub struct Common {
@@ -73,9 +78,9 @@ pub struct Common {
     /// A request with no answer within DUR is an error of kind "timeout".
     #[arg(short = 'w', long = "timeout", value_name = "DUR", value_parser = crate::cli::timeout, default_value = "5s")]
     pub timeout: Duration,
-    /// Worker threads (default: one per core).
-    #[arg(long, value_name = "N")]
-    pub threads: Option<usize>,
+    /// Worker threads (default: one per core; at most 1024).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_THREADS)))]
+    pub threads: Option<u16>,
     /// Print one JSON object with the results (on stdout).
     #[arg(long)]
     pub json: bool,
@@ -154,7 +159,7 @@ pub struct UdpArgs {
 impl BenchArgs {
     /// Worker threads asked for, if any.
     pub fn threads(&self) -> Option<usize> {
-        self.common().threads
+        self.common().threads.map(usize::from)
     }
 
     fn common(&self) -> &Common {

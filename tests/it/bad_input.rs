@@ -449,6 +449,44 @@ const CASES: &[(&[&str], i32, &[&str])] = &[
         2,
         &["\"tls://unix:/s\"", "tls://HOST:PORT"],
     ),
+    (
+        &["bench", "echo", "127.0.0.1:9", "-i", "0s"],
+        2,
+        &["--interval", "\"0s\" must be more than 0"],
+    ),
+    (
+        &["bench", "echo", "127.0.0.1:9", "--threads", "100000"],
+        2,
+        &["--threads", "100000", "1..=1024"],
+    ),
+    (
+        &[
+            "bench",
+            "echo",
+            "127.0.0.1:9",
+            "-s",
+            "16777216",
+            "--pipeline",
+            "4096",
+        ],
+        2,
+        &["--pipeline 4096", "at most --pipeline 126"],
+    ),
+    (
+        &["connect", "-U", "/etc/passwd"],
+        2,
+        &["unix:/etc/passwd", "not a socket (a regular file)"],
+    ),
+    (
+        &[
+            "sniff",
+            "-r",
+            "/dev/null",
+            "not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not tcp",
+        ],
+        2,
+        &["at most 100"],
+    ),
 ];
 
 #[test]
