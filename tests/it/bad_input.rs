@@ -460,19 +460,6 @@ const CASES: &[(&[&str], i32, &[&str])] = &[
         &["--threads", "100000", "1..=1024"],
     ),
     (
-        &[
-            "bench",
-            "echo",
-            "127.0.0.1:9",
-            "-s",
-            "16777216",
-            "--pipeline",
-            "4096",
-        ],
-        2,
-        &["--pipeline 4096", "at most --pipeline 126"],
-    ),
-    (
         &["connect", "-U", "/etc/passwd"],
         2,
         &["unix:/etc/passwd", "not a socket (a regular file)"],
