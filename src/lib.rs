@@ -162,7 +162,12 @@ impl Signals {
         Signals {
             int: signal(SignalKind::interrupt()).ok(),
             term: signal(SignalKind::terminate()).ok(),
-            hup: signal(SignalKind::hangup()).ok(),
+            // Under nohup (SIGHUP ignored from the start) it stays ignored.
+            hup: if inherited_ignore(libc::SIGHUP) {
+                None
+            } else {
+                signal(SignalKind::hangup()).ok()
+            },
         }
     }
 
@@ -182,4 +187,17 @@ impl Signals {
             () = recv(&mut self.hup) => {}
         }
     }
+}
+
+/// Whether `signal` was ignored when the process started (`nohup` ignores
+/// SIGHUP), read from the kernel's `SigIgn` mask in /proc/self/status:
+/// installing a handler would undo what the user asked for.
+fn inherited_ignore(signal: i32) -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let mask = status.lines().find_map(|l| l.strip_prefix("SigIgn:"))?;
+            u64::from_str_radix(mask.trim(), 16).ok()
+        })
+        .is_some_and(|mask| (signal - 1) < 64 && mask & (1 << (signal - 1)) != 0)
 }
