@@ -189,6 +189,26 @@ pub fn describe_io(err: &io::Error) -> String {
     phrase.to_string()
 }
 
+/// A message as it may reach a terminal: control characters that came
+/// from input (an escape sequence in a host name, a CR in a port) are
+/// shown escaped (`\u{1b}`, `\r`), so that an error line cannot move the
+/// cursor, recolour the terminal or hide its own text. The one place
+/// where messages for stderr are made safe.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// `std` formats OS errors as "Message (os error N)"; the number helps no one.
 fn strip_os_suffix(text: &str) -> &str {
     match text.find(" (os error") {
@@ -217,6 +237,16 @@ mod tests {
         assert_eq!(describe_io(&err), "connection refused");
         let err = io::Error::from_raw_os_error(EMFILE);
         assert!(describe_io(&err).contains("too many open files"));
+    }
+
+    #[test]
+    fn hardening_18_control_characters_are_escaped() {
+        assert_eq!(printable("plain \"x\""), "plain \"x\"");
+        assert_eq!(
+            printable("a\u{1b}[31mb\x07c\r\n"),
+            "a\\u{1b}[31mb\\u{7}c\\r\\n"
+        );
+        assert_eq!(printable("é\u{9b}"), "é\\u{9b}");
     }
 
     #[test]

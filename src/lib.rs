@@ -78,6 +78,9 @@ async fn command(cli: Cli) -> Result<()> {
     if let Command::Sniff(args) = cli.command {
         return sniff(args, cli.quiet, &mut signals).await;
     }
+    if let Command::Bench(args) = cli.command {
+        return bench(args, cli.quiet, &mut signals).await;
+    }
     // Ctrl-C ends a ping with its summary, as iputils ping does.
     if let Command::Ping(args) = cli.command {
         return ping::run(args, cli.quiet, signals.next()).await;
@@ -88,10 +91,9 @@ async fn command(cli: Cli) -> Result<()> {
             Command::Listen(args) => listen::run(listen::ListenConfig::new(args, cli.quiet)?).await,
             Command::Demo => demo::run().await,
             Command::Relay(args) => relay::run(relay::RelayConfig::new(&args, cli.quiet)?).await,
-            Command::Bench(args) => bench::run(args, cli.quiet).await,
             Command::Scan(args) => scan::run(args, cli.quiet).await,
             Command::Resolve(args) => resolve::run(args).await,
-            Command::Serve(_) | Command::Sniff(_) | Command::Ping(_) => Ok(()),
+            Command::Serve(_) | Command::Sniff(_) | Command::Ping(_) | Command::Bench(_) => Ok(()),
         }
     };
     let result = tokio::select! {
@@ -114,19 +116,7 @@ async fn command(cli: Cli) -> Result<()> {
 /// and lets open connections finish (`--grace`); a second one ends at once.
 /// A server stopped this way has done its job: exit 0, with its totals.
 async fn serve(cfg: serve::ServeConfig, signals: &mut Signals) -> Result<()> {
-    let stop = tokio_util::sync::CancellationToken::new();
-    let run = serve::run(cfg, stop.clone());
-    tokio::pin!(run);
-    let report = tokio::select! {
-        r = &mut run => r?,
-        () = signals.next() => {
-            stop.cancel();
-            tokio::select! {
-                r = &mut run => r?,
-                () = signals.next() => return Err(Error::Interrupted),
-            }
-        }
-    };
+    let report = stopped_by_signal(signals, |stop| serve::run(cfg, stop)).await?;
     // Totals are the command's result: stdout (JSON lines with --json).
     stdio::print(&report);
     Ok(())
@@ -135,8 +125,29 @@ async fn serve(cfg: serve::ServeConfig, signals: &mut Signals) -> Result<()> {
 /// A capture ends normally at Ctrl-C, as tcpdump's does: the first signal
 /// stops it and its totals are printed (exit 0); a second one ends at once.
 async fn sniff(args: sniff::SniffArgs, quiet: bool, signals: &mut Signals) -> Result<()> {
+    stopped_by_signal(signals, |stop| sniff::run(args, quiet, stop)).await
+}
+
+/// Ctrl-C ends a bench with the results measured so far, then exit 130
+/// (the run did not finish); a second signal ends it at once.
+async fn bench(args: bench::BenchArgs, quiet: bool, signals: &mut Signals) -> Result<()> {
+    let result = stopped_by_signal(signals, |stop| bench::run(args, quiet, stop)).await;
+    let _ = tokio::time::timeout(INTERRUPT_FLUSH, stdio::Stdout::sync_global()).await;
+    result
+}
+
+/// Runs a command that stops on its own when its token is cancelled: the
+/// first signal cancels it, and the command ends as it does at its end; a
+/// second signal ends it at once ([`Error::Interrupted`]).
+async fn stopped_by_signal<T, F>(
+    signals: &mut Signals,
+    start: impl FnOnce(tokio_util::sync::CancellationToken) -> F,
+) -> Result<T>
+where
+    F: std::future::Future<Output = Result<T>>,
+{
     let stop = tokio_util::sync::CancellationToken::new();
-    let run = sniff::run(args, quiet, stop.clone());
+    let run = start(stop.clone());
     tokio::pin!(run);
     tokio::select! {
         r = &mut run => r,
@@ -150,10 +161,13 @@ async fn sniff(args: sniff::SniffArgs, quiet: bool, signals: &mut Signals) -> Re
     }
 }
 
-/// SIGINT and SIGTERM, caught from the moment this is created.
+/// SIGINT, SIGTERM and SIGHUP (a closed terminal), caught from the moment
+/// this is created, so that each ends a command through its drop guards
+/// (socket files removed) rather than the default action.
 struct Signals {
     int: Option<tokio::signal::unix::Signal>,
     term: Option<tokio::signal::unix::Signal>,
+    hup: Option<tokio::signal::unix::Signal>,
 }
 
 impl Signals {
@@ -162,10 +176,16 @@ impl Signals {
         Signals {
             int: signal(SignalKind::interrupt()).ok(),
             term: signal(SignalKind::terminate()).ok(),
+            // Under nohup (SIGHUP ignored from the start) it stays ignored.
+            hup: if inherited_ignore(libc::SIGHUP) {
+                None
+            } else {
+                signal(SignalKind::hangup()).ok()
+            },
         }
     }
 
-    /// Completes on the next SIGINT or SIGTERM.
+    /// Completes on the next SIGINT, SIGTERM or SIGHUP.
     async fn next(&mut self) {
         async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
             match s {
@@ -178,6 +198,20 @@ impl Signals {
         tokio::select! {
             () = recv(&mut self.int) => {}
             () = recv(&mut self.term) => {}
+            () = recv(&mut self.hup) => {}
         }
     }
+}
+
+/// Whether `signal` was ignored when the process started (`nohup` ignores
+/// SIGHUP), read from the kernel's `SigIgn` mask in /proc/self/status:
+/// installing a handler would undo what the user asked for.
+fn inherited_ignore(signal: i32) -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let mask = status.lines().find_map(|l| l.strip_prefix("SigIgn:"))?;
+            u64::from_str_radix(mask.trim(), 16).ok()
+        })
+        .is_some_and(|mask| (signal - 1) < 64 && mask & (1 << (signal - 1)) != 0)
 }

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use netsmith::cli::{Cli, nc_style};
+use netsmith::error::printable;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse_from(nc_style(std::env::args_os().collect())) {
@@ -12,6 +13,10 @@ fn main() -> ExitCode {
         Err(err) => return usage_error(&err),
     };
     netsmith::logging::init(cli.verbose, cli.quiet);
+    if let Err(err) = netsmith::net::check_fd_floor() {
+        eprintln!("netsmith: {}", printable(&err.to_string()));
+        return ExitCode::from(err.exit_code());
+    }
     // A pipe (connect, listen) gets one thread for its sockets, and stdin and
     // stdout have their own (see `stdio`): all the parallelism a pipe can
     // use. A server gets a thread per core.
@@ -37,7 +42,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             if !matches!(err, netsmith::Error::Interrupted) {
-                eprintln!("netsmith: {err}");
+                eprintln!("netsmith: {}", printable(&err.to_string()));
             }
             ExitCode::from(err.exit_code())
         }
@@ -56,6 +61,10 @@ fn usage_error(err: &clap::Error) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let text = err.render().to_string();
+    if err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        eprintln!("netsmith: {}", missing_command(&text));
+        return ExitCode::from(netsmith::error::exit::USAGE);
+    }
     let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
     let first = lines.next().unwrap_or_default();
     let mut message = first.strip_prefix("error: ").unwrap_or(first).to_string();
@@ -64,6 +73,39 @@ fn usage_error(err: &clap::Error) -> ExitCode {
         let names: Vec<&str> = lines.take_while(|l| !l.starts_with("Usage:")).collect();
         message = format!("{} {}", message, names.join(", "));
     }
-    eprintln!("netsmith: {message} (see --help)");
+    eprintln!("netsmith: {} (see --help)", printable(&message));
     ExitCode::from(netsmith::error::exit::USAGE)
+}
+
+/// With no command (or `bench` with no workload) clap renders the whole
+/// help, whose first line is the about text: name the missing command and
+/// the choices instead.
+fn missing_command(help: &str) -> String {
+    let usage = help
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Usage: "))
+        .unwrap_or("netsmith");
+    let program: Vec<&str> = usage
+        .split_whitespace()
+        .take_while(|w| !w.starts_with(['[', '<']))
+        .collect();
+    let choices: Vec<&str> = help
+        .lines()
+        .skip_while(|l| l.trim() != "Commands:")
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
+    let program = program.join(" ");
+    let within = program.strip_prefix("netsmith").unwrap_or("").trim();
+    let what = if within.is_empty() {
+        String::new()
+    } else {
+        format!("{within}: ")
+    };
+    format!(
+        "{what}a command is needed: one of {} (see {program} --help)",
+        choices.join(", ")
+    )
 }

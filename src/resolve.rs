@@ -327,7 +327,10 @@ pub async fn run(args: ResolveArgs) -> Result<()> {
             }
             Err(err) => {
                 if let Some(earlier) = failure.replace(err) {
-                    eprintln!("netsmith: {earlier}");
+                    eprintln!(
+                        "netsmith: {}",
+                        crate::error::printable(&earlier.to_string())
+                    );
                 }
             }
         }

@@ -193,8 +193,9 @@ impl fmt::Debug for Pin {
     }
 }
 
-/// Parses `sha256:HEX` (64 hex digits; colons between pairs allowed, as
-/// `openssl x509 -fingerprint -sha256` prints them).
+/// Parses `sha256:HEX` (64 hex digits in either case; colons between pairs
+/// allowed), or the line `openssl x509 -noout -fingerprint -sha256` prints
+/// (`sha256 Fingerprint=AB:CD:...`), or the bare hex.
 pub fn parse_pin(text: &str) -> Result<Pin, String> {
     let bad = || {
         format!(
@@ -202,11 +203,18 @@ pub fn parse_pin(text: &str) -> Result<Pin, String> {
              `netsmith listen --tls` or `openssl x509 -noout -fingerprint -sha256`"
         )
     };
-    let hex = text
-        .get(..7)
-        .filter(|p| p.eq_ignore_ascii_case("sha256:"))
-        .map(|_| &text[7..])
-        .ok_or_else(bad)?;
+    // `sha256:HEX`, openssl's `sha256 Fingerprint=HEX` (`SHA256` in older
+    // versions), or the bare hex.
+    let trimmed = text.trim();
+    let hex = ["sha256:", "sha256 fingerprint="]
+        .iter()
+        .find_map(|prefix| {
+            trimmed
+                .get(..prefix.len())
+                .filter(|p| p.eq_ignore_ascii_case(prefix))
+                .map(|_| &trimmed[prefix.len()..])
+        })
+        .unwrap_or(trimmed);
     let digits: Vec<u8> = hex.bytes().filter(|&b| b != b':').collect();
     if digits.len() != 64 {
         return Err(bad());
@@ -289,7 +297,10 @@ fn key_mismatch(e: &rustls::Error) -> String {
         rustls::Error::InconsistentKeys(_) => {
             "this key does not belong to --cert's certificate".into()
         }
-        other => format!("unusable with --cert: {other}"),
+        other => format!(
+            "unusable with --cert: {}",
+            describe_rustls(other, Role::Own)
+        ),
     }
 }
 
@@ -416,7 +427,7 @@ impl Connector {
             .inner
             .connect(name, stream)
             .await
-            .map_err(|e| handshake_error(peer, &e))?;
+            .map_err(|e| handshake_error(peer, &e, Role::Client))?;
         let tls = TlsStream::from(tls);
         describe_session(&tls, peer);
         Ok(Stream::Tls(Box::new(tls)))
@@ -492,7 +503,7 @@ impl Acceptor {
                     crate::duration::show(HANDSHAKE_TIMEOUT)
                 ),
             })?
-            .map_err(|e| handshake_error(peer, &e))?;
+            .map_err(|e| handshake_error(peer, &e, Role::Server))?;
         let tls = TlsStream::from(tls);
         describe_session(&tls, peer);
         Ok(Stream::Tls(Box::new(tls)))
@@ -551,13 +562,24 @@ fn describe_session(tls: &TlsStream, peer: &str) {
     tracing::info!("TLS with {peer}: {version}{alpn}{cert}");
 }
 
+/// Which end of the handshake we are: the advice for a refused
+/// certificate differs (a client trusts servers through `--ca`/`--pin`, a
+/// server trusts clients through `--client-ca`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    Client,
+    Server,
+    /// Checking our own `--cert`.
+    Own,
+}
+
 /// A handshake failure in plain words, as a network error (exit 1).
-fn handshake_error(peer: &str, err: &io::Error) -> Error {
+fn handshake_error(peer: &str, err: &io::Error, role: Role) -> Error {
     let reason = match err
         .get_ref()
         .and_then(|e| e.downcast_ref::<rustls::Error>())
     {
-        Some(e) => describe_rustls(e),
+        Some(e) => describe_rustls(e, role),
         None if err.kind() == io::ErrorKind::UnexpectedEof => {
             "the peer closed the connection during the handshake (does it speak TLS? \
              did it refuse our certificate?)"
@@ -572,12 +594,13 @@ fn handshake_error(peer: &str, err: &io::Error) -> Error {
 }
 
 /// rustls's errors in the words a user knows.
-fn describe_rustls(err: &rustls::Error) -> String {
+fn describe_rustls(err: &rustls::Error, role: Role) -> String {
     use rustls::Error as E;
     match err {
-        E::InvalidCertificate(e) => describe_certificate(e),
+        E::InvalidCertificate(e) => describe_certificate(e, role),
         E::AlertReceived(alert) => format!(
-            "the peer refused the handshake ({alert:?} alert){}",
+            "the peer refused the handshake ({} alert){}",
+            words(&format!("{alert:?}")),
             match alert {
                 rustls::AlertDescription::CertificateRequired =>
                     ": it wants a client certificate (--cert and --key)",
@@ -591,15 +614,23 @@ fn describe_rustls(err: &rustls::Error) -> String {
             "the peer sent no certificate (--client-ca requires one)".into()
         }
         E::InvalidMessage(_) => "the peer does not speak TLS (or sent a malformed message)".into(),
-        E::PeerIncompatible(e) => format!("no TLS version or cipher in common ({e:?})"),
+        E::PeerIncompatible(e) => format!(
+            "no TLS version or cipher in common ({})",
+            words(&format!("{e:?}"))
+        ),
         E::NoApplicationProtocol => "no --alpn protocol in common".into(),
         other => other.to_string(),
     }
 }
 
 /// A certificate refusal: expired, wrong name, unknown issuer, ...
-fn describe_certificate(err: &CertificateError) -> String {
+fn describe_certificate(err: &CertificateError, role: Role) -> String {
     use CertificateError as C;
+    let trust = match role {
+        Role::Client => "give --ca FILE, or --pin its fingerprint",
+        Role::Server => "--client-ca FILE must hold the CA that issued the client's certificate",
+        Role::Own => "--cert must be a certificate issued for this host",
+    };
     match err {
         C::Expired => "certificate expired".into(),
         C::ExpiredContext { time, not_after } => format!(
@@ -628,17 +659,61 @@ fn describe_certificate(err: &CertificateError) -> String {
                 format!(", only for {}", names.join(", "))
             }
         ),
-        C::UnknownIssuer => "unknown issuer: the certificate is not signed by a trusted CA \
-                             (give --ca FILE, or --pin its fingerprint)"
-            .into(),
+        C::UnknownIssuer => {
+            format!("unknown issuer: the certificate is not signed by a trusted CA ({trust})")
+        }
         C::BadSignature => "bad signature on the certificate".into(),
         C::Revoked => "certificate revoked".into(),
         C::InvalidPurpose | C::InvalidPurposeContext { .. } => {
             "certificate not meant for this use (extended key usage)".into()
         }
-        C::Other(other) => other.to_string(),
-        other => format!("certificate refused: {other}"),
+        C::Other(other) => describe_webpki(&other.to_string(), trust),
+        other => format!("certificate refused: {}", words(&format!("{other:?}"))),
     }
+}
+
+/// The certificate checker's refusals, which reach us only as their
+/// Debug text (`CaUsedAsEndEntity`): the common ones explained, the rest
+/// in words ("unsupported critical extension"), never the raw name.
+fn describe_webpki(text: &str, trust: &str) -> String {
+    let name: String = text
+        .chars()
+        .take_while(char::is_ascii_alphanumeric)
+        .collect();
+    let head = text.split(['(', '{']).next().unwrap_or_default();
+    if !name.starts_with(|c: char| c.is_ascii_uppercase()) || head.trim_end().contains(' ') {
+        // Words already (our own verifier's, such as a --pin mismatch).
+        return text.to_string();
+    }
+    match name.as_str() {
+        "CaUsedAsEndEntity" => format!(
+            "the certificate presented is a CA certificate, not one a CA issued for the peer \
+             ({trust})"
+        ),
+        "EndEntityUsedAsCa" => "a certificate in the chain that signed the peer's is not a CA \
+                                certificate (basic constraints)"
+            .into(),
+        "UnsupportedCertVersion" => "the certificate is not X.509 version 3, the only one \
+                                     TLS verification accepts (reissue it as v3)"
+            .into(),
+        "BadDer" | "BadDerTime" | "TrailingData" => {
+            "the certificate is malformed (bad DER encoding)".into()
+        }
+        _ => format!("certificate refused: {}", words(&name)),
+    }
+}
+
+/// A Rust identifier as lowercase words: `UnsupportedCertVersion` ->
+/// "unsupported cert version"; only its leading identifier (no fields).
+fn words(debug: &str) -> String {
+    let mut out = String::new();
+    for c in debug.chars().take_while(char::is_ascii_alphanumeric) {
+        if c.is_ascii_uppercase() && !out.is_empty() {
+            out.push(' ');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
 }
 
 /// rustls presents a name as `DnsName("x")` or `IpAddress(1.2.3.4)`: the x.
@@ -806,9 +881,55 @@ mod tests {
     }
 
     #[test]
+    fn hardening_18_webpki_names_become_words() {
+        let trust = "give --ca FILE";
+        let ca = describe_webpki("CaUsedAsEndEntity", trust);
+        assert!(
+            ca.contains("is a CA certificate") && ca.contains(trust),
+            "{ca}"
+        );
+        let v1 = describe_webpki("UnsupportedCertVersion", trust);
+        assert!(v1.contains("not X.509 version 3"), "{v1}");
+        assert_eq!(
+            describe_webpki("UnsupportedCriticalExtension", trust),
+            "certificate refused: unsupported critical extension"
+        );
+        let ctx = describe_webpki("UnsupportedSignatureAlgorithmContext(X { a: [1] })", trust);
+        assert_eq!(
+            ctx,
+            "certificate refused: unsupported signature algorithm context"
+        );
+        let ours = "certificate does not match --pin: the server's is sha256:ab";
+        assert_eq!(describe_webpki(ours, trust), ours);
+    }
+
+    #[test]
+    fn hardening_18_pins_in_openssl_form_and_bare() {
+        let hex = "AB".repeat(32);
+        let colons: Vec<String> = (0..32).map(|_| "AB".to_string()).collect();
+        let want = parse_pin(&format!("sha256:{hex}")).unwrap();
+        for text in [
+            format!("sha256 Fingerprint={}", colons.join(":")),
+            format!("SHA256 Fingerprint={}", colons.join(":")),
+            format!("  {}\n", colons.join(":").to_lowercase()),
+            hex.clone(),
+        ] {
+            assert_eq!(
+                parse_pin(&text).unwrap().to_string(),
+                want.to_string(),
+                "{text}"
+            );
+        }
+        assert!(parse_pin("sha1 Fingerprint=AB:CD").is_err());
+    }
+
+    #[test]
     fn certificate_errors_in_plain_words() {
-        assert!(describe_certificate(&CertificateError::Expired).contains("expired"));
-        assert!(describe_certificate(&CertificateError::UnknownIssuer).contains("unknown issuer"));
+        assert!(describe_certificate(&CertificateError::Expired, Role::Client).contains("expired"));
+        assert!(
+            describe_certificate(&CertificateError::UnknownIssuer, Role::Client)
+                .contains("unknown issuer")
+        );
         let wrong = CertificateError::NotValidForNameContext {
             expected: ServerName::try_from("example.com").unwrap(),
             presented: vec![
@@ -816,7 +937,7 @@ mod tests {
                 "IpAddress(127.0.0.1)".into(),
             ],
         };
-        let text = describe_certificate(&wrong);
+        let text = describe_certificate(&wrong, Role::Client);
         assert!(text.starts_with("wrong name"), "{text}");
         assert!(text.contains("only for localhost, 127.0.0.1 "), "{text}");
     }

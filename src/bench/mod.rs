@@ -55,6 +55,11 @@ pub enum Workload {
     Udp(UdpArgs),
 }
 
+/// The most worker threads `--threads` may ask for: far more than any
+/// machine has cores, and few enough that the runtime can start them all
+/// (each thread reserves its stack).
+pub const MAX_THREADS: u16 = 1024;
+
 /// Flags every workload takes.
 #[derive(Debug, Args, Clone)]
 pub struct Common {
@@ -73,9 +78,9 @@ pub struct Common {
     /// A request with no answer within DUR is an error of kind "timeout".
     #[arg(short = 'w', long = "timeout", value_name = "DUR", value_parser = crate::cli::timeout, default_value = "5s")]
     pub timeout: Duration,
-    /// Worker threads (default: one per core).
-    #[arg(long, value_name = "N")]
-    pub threads: Option<usize>,
+    /// Worker threads (default: one per core; at most 1024).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_THREADS)))]
+    pub threads: Option<u16>,
     /// Print one JSON object with the results (on stdout).
     #[arg(long)]
     pub json: bool,
@@ -83,7 +88,7 @@ pub struct Common {
     #[arg(long)]
     pub json_stream: bool,
     /// The interval of progress lines and --json-stream objects.
-    #[arg(short = 'i', long, value_name = "DUR", value_parser = duration, default_value = "1s")]
+    #[arg(short = 'i', long, value_name = "DUR", value_parser = crate::cli::timeout, default_value = "1s")]
     pub interval: Duration,
     /// Exit 0 even if some requests failed.
     #[arg(long)]
@@ -154,7 +159,7 @@ pub struct UdpArgs {
 impl BenchArgs {
     /// Worker threads asked for, if any.
     pub fn threads(&self) -> Option<usize> {
-        self.common().threads
+        self.common().threads.map(usize::from)
     }
 
     fn common(&self) -> &Common {
@@ -266,9 +271,9 @@ pub struct Run {
 }
 
 impl Run {
-    fn new(common: &Common) -> Arc<Run> {
+    fn new(common: &Common, interrupt: &CancellationToken) -> Arc<Run> {
         Arc::new(Run {
-            stop: CancellationToken::new(),
+            stop: interrupt.child_token(),
             measuring: AtomicBool::new(common.warmup.is_zero()),
             remaining: common.count.map(AtomicU64::new),
             ops: AtomicU64::new(0),
@@ -347,8 +352,118 @@ pub fn record(run: &Run, hist: &mut Histogram<u64>, started: Instant) {
     }
 }
 
-/// Runs a bench command to completion and prints its report.
-pub async fn run(args: BenchArgs, quiet: bool) -> Result<()> {
+/// The most memory a bench run may give its own buffers and latency
+/// histograms: 2 GiB. A load generator shares the machine with what it
+/// measures, often the server itself; 2 GiB holds 10,000 echo connections
+/// at the default sizes (each mostly its 184 KiB histogram) and refuses the
+/// counts and sizes that used to end in the OOM killer or an abort.
+pub const MEMORY_LIMIT: u64 = 2 << 30;
+
+/// Bytes a worker holds besides its buffers and histograms: its task,
+/// socket state and bookkeeping (an estimate, on the generous side).
+const WORKER_OVERHEAD: u64 = 8 * 1024;
+
+/// Descriptors kept back from the workers: stdio, the runtime, resolver.
+const RESERVED_FDS: u64 = 32;
+
+/// What one worker of `workload` costs: bytes of memory, and its name
+/// for the message ("connections", "clients", ...).
+fn worker_cost(workload: &Workload) -> (u64, u64, &'static str, &'static str) {
+    let hist = (histogram().distinct_values() * std::mem::size_of::<u64>()) as u64;
+    match workload {
+        Workload::Echo(a) => (
+            u64::from(a.connections),
+            hist + u64::from(a.size) * (u64::from(a.pipeline) + 1) + WORKER_OVERHEAD,
+            "-c",
+            "connections",
+        ),
+        Workload::Stream(a) => (
+            u64::from(a.parallel),
+            hist + workloads::STREAM_CHUNK as u64 + WORKER_OVERHEAD,
+            "-P",
+            "connections",
+        ),
+        Workload::Connect(a) => (
+            u64::from(a.connections),
+            3 * hist + workloads::CONNECT_BUFFER as u64 + WORKER_OVERHEAD,
+            "-c",
+            "workers",
+        ),
+        Workload::Udp(a) => (
+            u64::from(a.clients),
+            hist + u64::from(a.size) + workloads::UDP_BUFFER as u64 + WORKER_OVERHEAD,
+            "-c",
+            "clients",
+        ),
+    }
+}
+
+/// Refuses up front (exit 2) a run that cannot fit: more workers than the
+/// descriptor limit leaves sockets for, or more memory than
+/// [`MEMORY_LIMIT`]. The message names the value and the largest that fits.
+fn check_fits(workload: &Workload) -> Result<()> {
+    let (count, each, flag, what) = worker_cost(workload);
+    if let Workload::Echo(a) = workload
+        && each > MEMORY_LIMIT
+    {
+        let fixed = each - u64::from(a.size) * (u64::from(a.pipeline) + 1);
+        let pipeline = ((MEMORY_LIMIT - fixed) / u64::from(a.size)).saturating_sub(1);
+        return Err(Error::usage(format!(
+            "--pipeline {} with -s {}: one connection needs {} of buffers, more than \
+             bench's {} limit: at most --pipeline {pipeline} at -s {}",
+            a.pipeline,
+            a.size,
+            bytes(each),
+            bytes(MEMORY_LIMIT),
+            a.size
+        )));
+    }
+    let limit = crate::net::raise_fd_limit();
+    let open = std::fs::read_dir("/proc/self/fd").map_or(16, |d| d.count() as u64);
+    let by_fds = limit.saturating_sub(open + RESERVED_FDS).max(1);
+    let by_memory = (MEMORY_LIMIT / each).max(1);
+    if count > by_fds.min(by_memory) {
+        let reason = if by_fds <= by_memory {
+            format!(
+                "one descriptor each, and the descriptor limit ({limit}) leaves {by_fds}: \
+                 at most {flag} {by_fds} (or raise ulimit -n)"
+            )
+        } else {
+            format!(
+                "{} each, {} in all, more than bench's {} limit: at most {flag} {by_memory}",
+                bytes(each),
+                bytes(count.saturating_mul(each)),
+                bytes(MEMORY_LIMIT)
+            )
+        };
+        return Err(Error::usage(format!(
+            "{flag} {count}: {what} take {reason}"
+        )));
+    }
+    Ok(())
+}
+
+/// A byte count in binary units, as the limits are stated.
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// Runs a bench command to completion and prints its report. Cancelling
+/// `interrupt` (Ctrl-C) stops the run early: the results so far are
+/// printed, then [`Error::Interrupted`].
+pub async fn run(args: BenchArgs, quiet: bool, interrupt: CancellationToken) -> Result<()> {
+    check_fits(&args.workload)?;
     let common = args.common().clone();
     let target_proto = if matches!(args.workload, Workload::Udp(_)) {
         Proto::Udp
@@ -378,7 +493,7 @@ pub async fn run(args: BenchArgs, quiet: bool) -> Result<()> {
             )));
         }
     };
-    let run = Run::new(&common);
+    let run = Run::new(&common, &interrupt);
     let label = match &args.workload {
         Workload::Echo(a) => format!(
             "echo, {} connections, {} B messages, pipeline {}",
@@ -395,6 +510,9 @@ pub async fn run(args: BenchArgs, quiet: bool) -> Result<()> {
     let workers = workloads::start(&args.workload, &target, &run);
     let outcome = report::drive(&run, &common, workers, &label, quiet).await?;
     crate::stdio::print(&outcome.text);
+    if interrupt.is_cancelled() {
+        return Err(Error::Interrupted);
+    }
     let errors: u64 = run.error_counts().values().sum();
     if errors > 0 && !common.allow_errors {
         return Err(Error::Network {
@@ -406,4 +524,34 @@ pub async fn run(args: BenchArgs, quiet: bool) -> Result<()> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn workload(args: &[&str]) -> Workload {
+        #[derive(Parser)]
+        struct Top {
+            #[command(subcommand)]
+            w: Workload,
+        }
+        Top::try_parse_from(std::iter::once("bench").chain(args.iter().copied()))
+            .unwrap()
+            .w
+    }
+
+    #[test]
+    fn hardening_11_huge_counts_are_refused_naming_what_fits() {
+        let err = check_fits(&workload(&["echo", "x:1", "-c", "99999999"])).unwrap_err();
+        let msg = err.to_string();
+        assert_eq!(err.exit_code(), 2);
+        assert!(msg.starts_with("-c 99999999: "), "{msg}");
+        assert!(msg.contains("at most -c "), "{msg}");
+        let err = check_fits(&workload(&["udp", "x:1", "-c", "4000000000"])).unwrap_err();
+        assert!(err.to_string().contains("at most -c "), "{err}");
+        assert!(check_fits(&workload(&["echo", "x:1", "-c", "10"])).is_ok());
+        assert_eq!(bytes(MEMORY_LIMIT), "2.0 GiB");
+    }
 }

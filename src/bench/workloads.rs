@@ -12,6 +12,15 @@ use tokio::time::{Instant, timeout};
 
 use super::{ErrorKind, Run, Target, Workload, histogram, record};
 
+/// `stream`: bytes read (and checked) at once, per connection.
+pub const STREAM_CHUNK: usize = 256 * 1024;
+
+/// `connect`: the buffer each worker reads answers into.
+pub const CONNECT_BUFFER: usize = 64 * 1024;
+
+/// `udp`: the buffer each client receives replies into (the largest datagram).
+pub const UDP_BUFFER: usize = 65_536;
+
 /// What a worker measured.
 pub struct Measured {
     /// Request latency (echo, udp), or whole-connection time (connect).
@@ -176,7 +185,7 @@ fn ring() -> &'static [u8] {
 /// Stream: send the ring over and over, read back and compare; at the end
 /// half-close and read the rest.
 async fn stream(target: Target, run: Arc<Run>, send_only: bool, id: u64) -> Measured {
-    const CHUNK: usize = 256 * 1024;
+    const CHUNK: usize = STREAM_CHUNK;
     let hist = histogram();
     let conn = match run_or_stop(&run, target.connect(run.timeout)).await {
         Some(Ok(c)) => c,
@@ -245,7 +254,7 @@ async fn stream(target: Target, run: Arc<Run>, send_only: bool, id: u64) -> Meas
 /// byte, and the whole exchange.
 async fn connect(target: Target, run: Arc<Run>, request: Option<Arc<Vec<u8>>>) -> Measured {
     let (mut total, mut connect_h, mut first_h) = (histogram(), histogram(), histogram());
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = vec![0u8; CONNECT_BUFFER];
     while run.claim() {
         let started = Instant::now();
         let exchange = async {
@@ -318,7 +327,7 @@ async fn udp(target: Target, run: Arc<Run>, size: usize) -> Measured {
         return Measured::latency(hist);
     }
     let mut out = vec![0u8; size];
-    let mut back = vec![0u8; 65_536];
+    let mut back = vec![0u8; UDP_BUFFER];
     let mut seq = 0u64;
     while run.claim() {
         seq += 1;

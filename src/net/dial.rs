@@ -248,6 +248,23 @@ fn unique() -> u64 {
 
 /// A missing socket file is the user's mistake (exit 2); a file nobody
 /// listens on is the peer's answer (exit 1).
+/// What `path` is when it exists and is not a socket ("a regular file").
+fn not_a_socket(path: &Path) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = std::fs::metadata(path).ok()?.file_type();
+    Some(if kind.is_socket() {
+        return None;
+    } else if kind.is_dir() {
+        "a directory"
+    } else if kind.is_file() {
+        "a regular file"
+    } else if kind.is_fifo() {
+        "a named pipe"
+    } else {
+        "a device"
+    })
+}
+
 fn unix_error(path: &Path, err: &io::Error) -> Error {
     let what = format!("connect to unix:{}", path.display());
     match err.kind() {
@@ -255,9 +272,18 @@ fn unix_error(path: &Path, err: &io::Error) -> Error {
             what,
             reason: "no such socket file".into(),
         },
-        io::ErrorKind::ConnectionRefused => Error::Network {
-            what,
-            reason: "connection refused (the socket file exists but nothing listens on it)".into(),
+        // Linux answers a path that is no socket with "refused" too: say
+        // what the path is, a local mistake (exit 2), not the network's no.
+        io::ErrorKind::ConnectionRefused => match not_a_socket(path) {
+            Some(kind) => Error::Local {
+                what,
+                reason: format!("not a socket ({kind})"),
+            },
+            None => Error::Network {
+                what,
+                reason: "connection refused (the socket file exists but nothing listens on it)"
+                    .into(),
+            },
         },
         _ => Error::io(what, err),
     }

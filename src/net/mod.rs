@@ -53,6 +53,30 @@ pub fn warn_if_exposed(shown: &str, ip: IpAddr) {
     }
 }
 
+/// Descriptors every command needs beyond those already open: the
+/// runtime's epoll and waker, the signal pipe (two), stdin's and stdout's
+/// threads, a resolver, and a socket or two for the work itself.
+pub const MIN_FREE_FDS: u64 = 8;
+
+/// Raises the descriptor limit and refuses to start (exit 2) when it
+/// leaves fewer than [`MIN_FREE_FDS`] free: the runtime's own set-up would
+/// otherwise fail inside a library that panics on it.
+pub fn check_fd_floor() -> Result<()> {
+    let limit = raise_fd_limit();
+    let open = std::fs::read_dir("/proc/self/fd").map_or(3, |d| d.count().saturating_sub(1) as u64);
+    let needed = open + MIN_FREE_FDS;
+    if limit < needed {
+        return Err(Error::Local {
+            what: format!("descriptor limit {limit}"),
+            reason: format!(
+                "too low: netsmith needs at least {needed} ({open} open already and \
+                 {MIN_FREE_FDS} to work); raise it with ulimit -n"
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Which address families a command may use (`-4`, `-6`, or both).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Family {

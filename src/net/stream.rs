@@ -61,6 +61,16 @@ impl Stream {
         }
     }
 
+    /// Waits until the socket takes bytes (or has failed), without a
+    /// buffer. For TLS, the socket under it.
+    pub async fn writable(&self) -> std::io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.writable().await,
+            Stream::Unix(s) => s.writable().await,
+            Stream::Tls(s) => Box::pin(s.get_ref().0.writable()).await,
+        }
+    }
+
     /// Reads what is there without waiting (`WouldBlock` if nothing is).
     /// Unsupported on TLS.
     pub fn try_read(&self, buf: &mut [u8]) -> std::io::Result<usize> {

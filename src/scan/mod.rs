@@ -253,7 +253,7 @@ async fn resolve(specs: Vec<Spec>, args: &ScanArgs) -> Result<(Targets, usize)> 
                 }
                 Err(err @ Error::Usage(_)) => return Err(err),
                 Err(err) => {
-                    eprintln!("netsmith: {err}");
+                    eprintln!("netsmith: {}", crate::error::printable(&err.to_string()));
                     unresolved += 1;
                 }
             },

@@ -189,8 +189,14 @@ impl Ctx {
         stream.shutdown().await
     }
 
-    /// RFC 863: read and drop everything.
+    /// RFC 863: read and drop everything. As echo does, a connection holds
+    /// a buffer only while bytes are in hand: it waits for them with none,
+    /// then reads into one of the shared pool's, so an idle connection
+    /// costs no buffer (TLS, which cannot read without waiting, holds one).
     async fn discard(&self, stream: Stream, activity: &Arc<Activity>) -> io::Result<()> {
+        if !stream.is_tls() {
+            return self.swallow(&stream, activity).await;
+        }
         let (mut rd, _wr) = tokio::io::split(stream);
         let dropped = std::sync::atomic::AtomicU64::new(0);
         let mut tap =
@@ -207,29 +213,18 @@ impl Ctx {
     async fn chargen(&self, stream: Stream, activity: &Arc<Activity>) -> io::Result<()> {
         static PERIOD: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
         let period = PERIOD.get_or_init(|| proto::chargen_period().repeat(8));
+        if !stream.is_tls() {
+            return self.chargen_plain(&stream, period, activity).await;
+        }
         let (mut rd, mut wr) = tokio::io::split(stream);
         let write = async {
             // The stream is the period over and over; `pos` is where in it
             // the next write starts, and every byte the kernel takes counts.
             let mut pos = 0;
             loop {
-                match wr.write(&period[pos..]).await {
-                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                    Ok(n) => {
-                        activity.touch();
-                        Stats::add(&self.stats.bytes_out, n as u64);
-                        pos = (pos + n) % period.len();
-                    }
-                    // The client hanging up is how a chargen session ends.
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
-                        ) =>
-                    {
-                        return Ok(());
-                    }
-                    Err(e) => return Err(e),
+                let written = wr.write(&period[pos..]).await;
+                if let Some(end) = self.chargen_wrote(written, &mut pos, period.len(), activity) {
+                    return end;
                 }
             }
         };
@@ -240,6 +235,79 @@ impl Ctx {
         tokio::select! {
             r = write => r,
             () = drain => Ok(()),
+        }
+    }
+
+    /// [`Ctx::chargen`] over a plain socket: the period is written as the
+    /// socket takes it, and what the client sends is read only once it is
+    /// there, into a pooled buffer, so a client that reads nothing costs
+    /// no buffer while its connection waits.
+    async fn chargen_plain(
+        &self,
+        stream: &Stream,
+        period: &[u8],
+        activity: &Activity,
+    ) -> io::Result<()> {
+        let mut pos = 0;
+        let mut reading = true;
+        loop {
+            tokio::select! {
+                ready = stream.writable() => {
+                    ready?;
+                    let written = stream.try_write(&period[pos..]);
+                    if let Some(end) = self.chargen_wrote(written, &mut pos, period.len(), activity) {
+                        return end;
+                    }
+                }
+                ready = stream.readable(), if reading => {
+                    // The client's half-close (or a failed read) ends only
+                    // the reading, as inetd's chargen does.
+                    reading = ready.is_ok() && self.swallow_once(stream);
+                }
+            }
+        }
+    }
+
+    /// Counts one chargen write and moves `pos` on; `None` to go on, or
+    /// how the session ends. The client hanging up is how it ends well.
+    fn chargen_wrote(
+        &self,
+        written: io::Result<usize>,
+        pos: &mut usize,
+        period_len: usize,
+        activity: &Activity,
+    ) -> Option<io::Result<()>> {
+        match written {
+            Ok(0) => Some(Err(io::ErrorKind::WriteZero.into())),
+            Ok(n) => {
+                activity.touch();
+                Stats::add(&self.stats.bytes_out, n as u64);
+                *pos = (*pos + n) % period_len;
+                None
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+                ) =>
+            {
+                Some(Ok(()))
+            }
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    /// One read of what the client sent, into a pooled buffer; false once
+    /// the client has half-closed or the read failed.
+    fn swallow_once(&self, stream: &Stream) -> bool {
+        match read_pooled(stream) {
+            Ok(0) => false,
+            Ok(n) => {
+                Stats::add(&self.stats.bytes_in, n as u64);
+                true
+            }
+            Err(e) => e.kind() == io::ErrorKind::WouldBlock,
         }
     }
 
@@ -277,6 +345,23 @@ impl Ctx {
 }
 
 impl Ctx {
+    /// Reads and counts what the client sends until it closes, with a
+    /// buffer from the shared pool only while a read is in hand.
+    async fn swallow(&self, stream: &Stream, activity: &Activity) -> io::Result<()> {
+        loop {
+            stream.readable().await?;
+            match read_pooled(stream) {
+                Ok(0) => return Ok(()),
+                Ok(n) => {
+                    activity.touch();
+                    Stats::add(&self.stats.bytes_in, n as u64);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Reads and counts what the client sends until it closes (or fails).
     /// The buffer is on the heap: on the stack it would be part of every
     /// connection's future, idle or not (4 KiB each, measured; even the
@@ -292,13 +377,24 @@ impl Ctx {
     }
 }
 
-/// Buffers shared by every echo connection of the process: each holds one
-/// only while it has bytes in hand.
+/// Buffers shared by every echo and discard connection of the process:
+/// each holds one only while it has bytes in hand.
 fn buffers() -> &'static copy::Pool {
     /// Buffers kept for reuse after a burst (4 MiB at 64 KiB each).
     const KEPT: usize = 64;
     static POOL: std::sync::OnceLock<copy::Pool> = std::sync::OnceLock::new();
     POOL.get_or_init(|| copy::Pool::new(KEPT))
+}
+
+/// Reads what is there into a buffer of the pool, held only for the read
+/// (`WouldBlock` if nothing is); the bytes are counted, not kept.
+fn read_pooled(stream: &Stream) -> io::Result<usize> {
+    let mut buf = buffers()
+        .take()
+        .unwrap_or_else(|| vec![0u8; copy::BUF_SIZE]);
+    let read = stream.try_read(&mut buf);
+    buffers().give(buf);
+    read
 }
 
 fn into_io(e: CopyError) -> io::Error {

@@ -76,6 +76,16 @@ impl std::fmt::Display for ParseError {
 const PRIMITIVES: &str =
     "tcp, udp, icmp, icmp6, arp, ip, ip6, host, port, net, src, dst, not or '('";
 
+/// How deep parentheses and `not` may nest. The parser, the matcher and
+/// the filter's drop all recurse once per level, so without a bound a
+/// filter nested 20,000 deep overflows the stack; tcpdump filters written
+/// by people nest a handful of levels.
+pub const MAX_DEPTH: usize = 100;
+
+/// How many primitives (`tcp`, `port 80`, ...) one filter may join: each
+/// `and`/`or` adds a level to the tree the matcher walks.
+pub const MAX_TERMS: usize = 1000;
+
 /// Parses a filter; the empty text matches everything.
 pub fn parse(text: &str) -> Result<Filter, ParseError> {
     let tokens = tokenize(text);
@@ -86,6 +96,8 @@ pub fn parse(text: &str) -> Result<Filter, ParseError> {
         tokens,
         at: 0,
         end: text.chars().count() + 1,
+        depth: 0,
+        terms: 0,
     };
     let filter = p.or()?;
     match p.peek() {
@@ -121,6 +133,10 @@ struct Parser {
     at: usize,
     /// The column just past the text, for "found the end" errors.
     end: usize,
+    /// Parentheses and `not`s open at this point ([`MAX_DEPTH`]).
+    depth: usize,
+    /// Primitives parsed so far ([`MAX_TERMS`]).
+    terms: usize,
 }
 
 impl Parser {
@@ -165,17 +181,38 @@ impl Parser {
     }
 
     fn unary(&mut self) -> Result<Filter, ParseError> {
-        if matches!(self.peek(), Some((_, "not" | "!"))) {
+        if let Some((pos, "not" | "!")) = self.peek() {
             self.at += 1;
-            return Ok(Filter::Not(Box::new(self.unary()?)));
+            self.nest(pos)?;
+            let inner = self.unary();
+            self.depth -= 1;
+            return Ok(Filter::Not(Box::new(inner?)));
         }
         self.primary()
+    }
+
+    /// Enters one level of nesting, refusing beyond [`MAX_DEPTH`].
+    fn nest(&mut self, pos: usize) -> Result<(), ParseError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(ParseError {
+                position: pos,
+                message: format!(
+                    "the filter nests parentheses and \"not\" deeper than {MAX_DEPTH} levels: \
+                     at most {MAX_DEPTH}"
+                ),
+            });
+        }
+        self.depth += 1;
+        Ok(())
     }
 
     fn primary(&mut self) -> Result<Filter, ParseError> {
         let (pos, word) = self.next_word(&format!("one of {PRIMITIVES}"))?;
         if word == "(" {
-            let inner = self.or()?;
+            self.nest(pos)?;
+            let inner = self.or();
+            self.depth -= 1;
+            let inner = inner?;
             let (pos, close) = self.next_word("')'")?;
             if close != ")" {
                 return Err(ParseError {
@@ -184,6 +221,15 @@ impl Parser {
                 });
             }
             return Ok(inner);
+        }
+        self.terms += 1;
+        if self.terms > MAX_TERMS {
+            return Err(ParseError {
+                position: pos,
+                message: format!(
+                    "the filter has more than {MAX_TERMS} primitives: at most {MAX_TERMS}"
+                ),
+            });
         }
         let proto = match word.as_str() {
             "tcp" => Some(Proto::Tcp),
@@ -390,5 +436,20 @@ mod tests {
         ] {
             let _ = parse(text);
         }
+    }
+
+    #[test]
+    fn hardening_13_deep_filters_are_refused_not_overflowed() {
+        let deep = format!("{}tcp{}", "(".repeat(20_000), ")".repeat(20_000));
+        let err = parse(&deep).unwrap_err();
+        assert!(err.message.contains("at most 100"), "{err}");
+        let nots = format!("{}tcp", "not ".repeat(20_000));
+        assert!(parse(&nots).unwrap_err().message.contains("at most 100"));
+        let long = vec!["tcp"; 100_000].join(" and ");
+        let err = parse(&long).unwrap_err();
+        assert!(err.message.contains("at most 1000"), "{err}");
+        let fits = format!("{}tcp{}", "(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH));
+        assert!(parse(&fits).is_ok());
+        assert!(parse(&vec!["tcp"; MAX_TERMS].join(" or ")).is_ok());
     }
 }

@@ -7,17 +7,15 @@
 //! 16-byte record header per frame. The pcap-file crate (2.0) was tried
 //! for it and rejects every record whose wire length exceeds the snap
 //! length, which is every frame a short `-s` cut, on both read and write.
-//! pcapng is read with pcap-file (blocks, options, per-interface link
-//! types), correcting its timestamps: it takes the raw count as
-//! nanoseconds whatever the interface's `if_tsresol` says.
+//! pcapng is read here too ([`PcapNg`]): pcap-file 2.0 refused files that
+//! tshark and tcpdump read (custom or unknown options, option lists with
+//! no end marker, an `if_tzone` of the spec's four bytes) and took every
+//! timestamp as nanoseconds whatever the interface's `if_tsresol` said.
 
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
-
-use pcap_file::DataLink;
-use pcap_file::pcapng::{Block, PcapNgReader};
 
 use super::decode::LinkType;
 use crate::{Error, Result};
@@ -31,11 +29,12 @@ pub struct Record {
     pub data: Vec<u8>,
 }
 
-fn link_type(d: DataLink) -> Option<LinkType> {
-    match d {
-        DataLink::ETHERNET => Some(LinkType::Ethernet),
-        DataLink::RAW | DataLink::IPV4 | DataLink::IPV6 => Some(LinkType::RawIp),
-        DataLink::LINUX_SLL => Some(LinkType::LinuxSll),
+/// The link types the decoder knows, from pcap's `LINKTYPE_*` numbers.
+fn link_type(linktype: u32) -> Option<LinkType> {
+    match linktype {
+        1 => Some(LinkType::Ethernet),
+        101 | 228 | 229 => Some(LinkType::RawIp),
+        113 => Some(LinkType::LinuxSll),
         _ => None,
     }
 }
@@ -77,11 +76,7 @@ impl Classic {
 /// The frames of a pcap or pcapng file, in order.
 pub enum Reader {
     Pcap(Classic),
-    PcapNg {
-        reader: PcapNgReader<BufReader<File>>,
-        /// Link type and nanoseconds per timestamp unit, by interface id.
-        interfaces: Vec<(Option<LinkType>, u64)>,
-    },
+    PcapNg(PcapNg),
 }
 
 impl Reader {
@@ -98,14 +93,14 @@ impl Reader {
                 bad_file(path, &e)
             }
         })?;
-        if header[..4] == [0x0a, 0x0d, 0x0d, 0x0a] {
+        if header[..4] == SHB_TYPE.to_le_bytes() {
             file.seek(SeekFrom::Start(0))
                 .map_err(|e| bad_file(path, &e))?;
-            let reader = PcapNgReader::new(file).map_err(|e| bad_file(path, &e))?;
-            return Ok(Reader::PcapNg {
-                reader,
+            return Ok(Reader::PcapNg(PcapNg {
+                file,
+                big_endian: false,
                 interfaces: Vec::new(),
-            });
+            }));
         }
         let magic = [header[0], header[1], header[2], header[3]];
         let (big_endian, frac_ns) = match (u32::from_le_bytes(magic), u32::from_be_bytes(magic)) {
@@ -123,7 +118,7 @@ impl Reader {
         };
         // The link type is the low 16 bits of the last header field.
         let linktype = c.u32([header[20], header[21], header[22], header[23]]) & 0xffff;
-        c.link = link_type(DataLink::from(linktype));
+        c.link = link_type(linktype);
         Ok(Reader::Pcap(c))
     }
 
@@ -156,51 +151,188 @@ impl Reader {
                     data,
                 }))
             }
-            Reader::PcapNg { reader, interfaces } => loop {
-                let block = match reader.next_block() {
-                    None => return Ok(None),
-                    Some(Err(e)) => return Err(bad_file(path, &e)),
-                    Some(Ok(b)) => b,
-                };
-                match block {
-                    Block::InterfaceDescription(idb) => {
-                        let mut unit_ns = 1000;
-                        for opt in &idb.options {
-                            if let pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption::IfTsResol(r) = opt {
-                                unit_ns = ts_unit_ns(*r);
-                            }
-                        }
-                        interfaces.push((link_type(idb.linktype), unit_ns));
-                    }
-                    Block::EnhancedPacket(epb) => {
-                        let (link, unit_ns) = interfaces
-                            .get(epb.interface_id as usize)
-                            .copied()
-                            .unwrap_or((None, 1000));
-                        // pcap-file read the raw count as nanoseconds.
-                        let raw = u64::try_from(epb.timestamp.as_nanos()).unwrap_or(u64::MAX);
-                        let nanos = u128::from(raw) * u128::from(unit_ns);
-                        let time = SystemTime::UNIX_EPOCH
-                            + Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
-                        return Ok(Some(Record {
-                            time,
-                            link,
-                            wire_len: epb.original_len as usize,
-                            data: epb.data.into_owned(),
-                        }));
-                    }
-                    Block::SimplePacket(spb) => {
-                        let link = interfaces.first().and_then(|i| i.0);
-                        return Ok(Some(Record {
-                            time: SystemTime::UNIX_EPOCH,
-                            link,
-                            wire_len: spb.original_len as usize,
-                            data: spb.data.into_owned(),
-                        }));
-                    }
-                    _ => {}
+            Reader::PcapNg(ng) => ng.next_record().map_err(|e| bad_file(path, &e)),
+        }
+    }
+}
+
+/// pcapng's Section Header Block type, the same in either byte order.
+const SHB_TYPE: u32 = 0x0A0D_0D0A;
+/// The byte-order magic inside a Section Header Block.
+const BYTE_ORDER_MAGIC: u32 = 0x1A2B_3C4D;
+/// Interface Description, Enhanced Packet, Simple Packet and the
+/// obsolete Packet Block.
+const IDB_TYPE: u32 = 1;
+const OPB_TYPE: u32 = 2;
+const SPB_TYPE: u32 = 3;
+const EPB_TYPE: u32 = 6;
+/// `if_tsresol`, the one option the reader needs.
+const IF_TSRESOL: u16 = 9;
+
+/// A pcapng file being read (draft-ietf-opsawg-pcapng). Only what the
+/// frames need is read: each section's byte order, each interface's link
+/// type and timestamp resolution, and the packet blocks. Every other
+/// block, and every option but `if_tsresol`, is skipped by its length, as
+/// the spec requires of a reader: custom options (2988, 2989, 19372,
+/// 19373), options this reader does not know, strings that are not UTF-8,
+/// and option lists without `opt_endofopt` all read as tshark reads them.
+/// (pcap-file 2.0, used before, refused files with any of these.)
+pub struct PcapNg {
+    file: BufReader<File>,
+    /// The current section's byte order.
+    big_endian: bool,
+    /// Link type and nanoseconds per timestamp unit, by interface id.
+    interfaces: Vec<(Option<LinkType>, u64)>,
+}
+
+impl PcapNg {
+    fn u16(&self, b: &[u8], at: usize) -> u16 {
+        let b = [b[at], b[at + 1]];
+        if self.big_endian {
+            u16::from_be_bytes(b)
+        } else {
+            u16::from_le_bytes(b)
+        }
+    }
+
+    fn u32(&self, b: &[u8], at: usize) -> u32 {
+        let b = [b[at], b[at + 1], b[at + 2], b[at + 3]];
+        if self.big_endian {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }
+    }
+
+    /// The next block's type and body (between the two length fields);
+    /// `None` at the end of the file.
+    fn next_block(&mut self) -> std::result::Result<Option<(u32, Vec<u8>)>, String> {
+        let mut head = [0u8; 8];
+        match self.file.read_exact(&mut head[..4]) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(e.to_string()),
+        }
+        self.file
+            .read_exact(&mut head[4..])
+            .map_err(|_| "a block is cut short".to_string())?;
+        let raw_type = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+        if raw_type == SHB_TYPE {
+            // A new section says its own byte order.
+            let mut magic = [0u8; 4];
+            self.file
+                .read_exact(&mut magic)
+                .map_err(|_| "a section header is cut short".to_string())?;
+            self.big_endian = match u32::from_le_bytes(magic) {
+                BYTE_ORDER_MAGIC => false,
+                m if m.swap_bytes() == BYTE_ORDER_MAGIC => true,
+                _ => return Err("a section header has no byte-order magic".into()),
+            };
+            self.interfaces.clear();
+            let len = self.u32(&head, 4);
+            let body = self.body(len, 4)?;
+            return Ok(Some((SHB_TYPE, body)));
+        }
+        let block_type = self.u32(&head, 0);
+        let len = self.u32(&head, 4);
+        Ok(Some((block_type, self.body(len, 0)?)))
+    }
+
+    /// Reads the rest of a block of total length `len` whose first
+    /// `already` body bytes were read; checks the trailing length.
+    fn body(&mut self, len: u32, already: usize) -> std::result::Result<Vec<u8>, String> {
+        if len < 12 + already as u32 || !len.is_multiple_of(4) || len > MAX_RECORD + 4096 {
+            return Err(format!("a block claims a length of {len} bytes"));
+        }
+        let mut rest = vec![0u8; len as usize - 8 - already];
+        self.file
+            .read_exact(&mut rest)
+            .map_err(|_| "a block is cut short".to_string())?;
+        let trailer = self.u32(&rest, rest.len() - 4);
+        if trailer != len {
+            return Err(format!(
+                "a block's trailing length ({trailer}) differs from its leading one ({len})"
+            ));
+        }
+        rest.truncate(rest.len() - 4);
+        Ok(rest)
+    }
+
+    /// `if_tsresol` among an interface's options, if present; anything
+    /// else (or a damaged option list) is passed over.
+    fn tsresol(&self, mut options: &[u8]) -> Option<u8> {
+        while options.len() >= 4 {
+            let (code, len) = (self.u16(options, 0), usize::from(self.u16(options, 2)));
+            if code == 0 {
+                break;
+            }
+            let value = options.get(4..4 + len)?;
+            if code == IF_TSRESOL && len == 1 {
+                return Some(value[0]);
+            }
+            options = options
+                .get(4 + len.next_multiple_of(4)..)
+                .unwrap_or_default();
+        }
+        None
+    }
+
+    /// A packet's frame: `captured` bytes of `body` from `at`.
+    fn frame(body: &[u8], at: usize, captured: u32) -> std::result::Result<Vec<u8>, String> {
+        body.get(at..at + captured as usize)
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| format!("a packet claims {captured} bytes, more than its block holds"))
+    }
+
+    fn next_record(&mut self) -> std::result::Result<Option<Record>, String> {
+        loop {
+            let Some((block_type, body)) = self.next_block()? else {
+                return Ok(None);
+            };
+            match block_type {
+                IDB_TYPE if body.len() >= 8 => {
+                    let link = link_type(u32::from(self.u16(&body, 0)));
+                    let unit_ns = self.tsresol(&body[8..]).map_or(1000, ts_unit_ns);
+                    self.interfaces.push((link, unit_ns));
                 }
-            },
+                EPB_TYPE | OPB_TYPE if body.len() >= 20 => {
+                    let interface = if block_type == EPB_TYPE {
+                        self.u32(&body, 0)
+                    } else {
+                        u32::from(self.u16(&body, 0))
+                    };
+                    let (link, unit_ns) = self
+                        .interfaces
+                        .get(interface as usize)
+                        .copied()
+                        .unwrap_or((None, 1000));
+                    let units = u64::from(self.u32(&body, 4)) << 32 | u64::from(self.u32(&body, 8));
+                    let nanos = u128::from(units) * u128::from(unit_ns);
+                    let captured = self.u32(&body, 12);
+                    return Ok(Some(Record {
+                        time: SystemTime::UNIX_EPOCH
+                            + Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX)),
+                        link,
+                        wire_len: self.u32(&body, 16).max(captured) as usize,
+                        data: Self::frame(&body, 20, captured)?,
+                    }));
+                }
+                SPB_TYPE if body.len() >= 4 => {
+                    let link = self.interfaces.first().and_then(|i| i.0);
+                    let wire_len = self.u32(&body, 0);
+                    let captured = wire_len.min(body.len() as u32 - 4);
+                    return Ok(Some(Record {
+                        time: SystemTime::UNIX_EPOCH,
+                        link,
+                        wire_len: wire_len as usize,
+                        data: Self::frame(&body, 4, captured)?,
+                    }));
+                }
+                IDB_TYPE | EPB_TYPE | OPB_TYPE | SPB_TYPE => {
+                    return Err(format!("a block of type {block_type} is too short"));
+                }
+                _ => {}
+            }
         }
     }
 }
@@ -296,6 +428,43 @@ mod tests {
         assert_eq!(ts_unit_ns(3), 1_000_000);
         assert_eq!(ts_unit_ns(12), 1);
         assert_eq!(ts_unit_ns(0x8a), 976_562);
+    }
+
+    #[test]
+    fn hardening_20_damaged_pcapng_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.pcapng");
+        let shb = |len: u32, trailer: u32| {
+            let mut b = Vec::new();
+            b.extend(0x0A0D_0D0Au32.to_le_bytes());
+            b.extend(len.to_le_bytes());
+            b.extend(0x1A2B_3C4Du32.to_be_bytes()); // a big-endian section
+            b.extend([0u8; 12]);
+            b.extend(trailer.to_le_bytes());
+            b
+        };
+        for (bytes, want) in [
+            (shb(28, 28), "claims a length"),
+            (shb(28u32.swap_bytes(), 0), "differs"),
+            (
+                shb(28u32.swap_bytes(), 28u32.swap_bytes())[..20].to_vec(),
+                "cut short",
+            ),
+        ] {
+            let mut bytes = bytes;
+            bytes.resize(bytes.len().max(24), 0);
+            std::fs::write(&path, &bytes).unwrap();
+            let mut r = Reader::open(&path).unwrap();
+            let mut outcome = Ok(None);
+            for _ in 0..4 {
+                outcome = r.next_record(&path);
+                if outcome.is_err() {
+                    break;
+                }
+            }
+            let err = outcome.unwrap_err().to_string();
+            assert!(err.contains(want), "{want}: {err}");
+        }
     }
 
     #[test]

@@ -530,6 +530,31 @@ const CASES: &[(&[&str], i32, &[&str])] = &[
         2,
         &["\"999.0.0.1\"", "octet 999"],
     ),
+    (
+        &["bench", "echo", "127.0.0.1:9", "-i", "0s"],
+        2,
+        &["--interval", "\"0s\" must be more than 0"],
+    ),
+    (
+        &["bench", "echo", "127.0.0.1:9", "--threads", "100000"],
+        2,
+        &["--threads", "100000", "1..=1024"],
+    ),
+    (
+        &["connect", "-U", "/etc/passwd"],
+        2,
+        &["unix:/etc/passwd", "not a socket (a regular file)"],
+    ),
+    (
+        &[
+            "sniff",
+            "-r",
+            "/dev/null",
+            "not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not not tcp",
+        ],
+        2,
+        &["at most 100"],
+    ),
 ];
 
 #[test]
@@ -611,5 +636,65 @@ fn help_lists_only_working_commands_and_exit_codes() {
         "130",
     ] {
         assert!(text.contains(word), "--help lacks {word}\n{text}");
+    }
+}
+
+#[test]
+fn hardening_13_a_tiny_descriptor_limit_is_named_not_a_panic() {
+    let prlimit = crate::util::require("prlimit");
+    let bin = crate::util::bin();
+    for args in [
+        &["resolve", "localhost"][..],
+        &["connect", "127.0.0.1", "9"],
+        &["listen", "127.0.0.1", "0"],
+        &["serve", "echo=0", "--tcp"],
+        &["sniff", "-r", "/dev/null"],
+        &["bench", "echo", "127.0.0.1:9"],
+    ] {
+        let mut full = vec!["--nofile=6", bin.to_str().unwrap()];
+        full.extend_from_slice(args);
+        let out = crate::util::run_cmd(&prlimit, &full, b"");
+        out.code_is(2);
+        assert!(out.stderr.contains("descriptor limit 6"), "{}", out.dump());
+        assert!(out.stderr.contains("ulimit -n"), "{}", out.dump());
+        assert_eq!(out.stderr.lines().count(), 1, "{}", out.dump());
+    }
+}
+
+#[test]
+fn hardening_18_no_command_says_netsmith_once_and_lists_the_commands() {
+    let out = run(&[], b"");
+    out.code_is(2);
+    assert!(!out.stderr.contains("netsmith: netsmith"), "{}", out.dump());
+    assert!(out.stderr.contains("connect, listen"), "{}", out.dump());
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.dump());
+    let out = run(&["bench"], b"");
+    out.code_is(2);
+    assert!(
+        out.stderr.contains("echo, stream, connect, udp"),
+        "{}",
+        out.dump()
+    );
+}
+
+#[test]
+fn hardening_18_control_characters_from_input_are_escaped() {
+    for args in [
+        &["connect", "a\u{1b}[31mb\u{7}c", "80"][..],
+        &["connect", "127.0.0.1", "8\r0"],
+        &["scan", "bad\u{1b}]0;title\u{7}host", "-p", "80"],
+    ] {
+        let out = run(args, b"");
+        out.code_is(2);
+        assert!(
+            !out.stderr.chars().any(|c| c.is_control() && c != '\n'),
+            "{}",
+            out.dump()
+        );
+        assert!(
+            out.stderr.contains("\\u{1b}") || out.stderr.contains("\\r"),
+            "{}",
+            out.dump()
+        );
     }
 }

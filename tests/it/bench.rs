@@ -268,3 +268,103 @@ fn hardening_02_bench_stdout_write_error_is_exit_1() {
     crate::util::assert_stdout_full(&out);
     let _ = echo.interrupt();
 }
+
+#[test]
+fn hardening_11_more_workers_than_descriptors_are_refused_up_front() {
+    let prlimit = crate::util::require("prlimit");
+    let out = crate::util::run_cmd(
+        prlimit,
+        &[
+            "--nofile=64",
+            crate::util::bin().to_str().unwrap(),
+            "bench",
+            "connect",
+            "127.0.0.1:9",
+            "-c",
+            "1000",
+            "-d",
+            "1s",
+        ],
+        b"",
+    );
+    out.code_is(2);
+    assert!(out.stderr.contains("-c 1000"), "{}", out.dump());
+    assert!(
+        out.stderr.contains("descriptor limit (64)"),
+        "{}",
+        out.dump()
+    );
+    assert!(out.stderr.contains("at most -c "), "{}", out.dump());
+}
+
+#[test]
+fn hardening_11_a_connection_larger_than_the_memory_limit_is_refused() {
+    let out = run(
+        &[
+            "bench",
+            "echo",
+            "127.0.0.1:9",
+            "-s",
+            "16777216",
+            "--pipeline",
+            "4096",
+        ],
+        b"",
+    );
+    out.code_is(2);
+    for word in [
+        "--pipeline 4096",
+        "64.0 GiB",
+        "2.0 GiB limit",
+        "at most --pipeline 126",
+    ] {
+        assert!(out.stderr.contains(word), "{word}: {}", out.dump());
+    }
+}
+
+#[test]
+fn hardening_13_a_zero_interval_is_refused_not_a_panic() {
+    let out = run(&["bench", "echo", "127.0.0.1:9", "-i", "0s"], b"");
+    out.code_is(2);
+    assert!(
+        out.stderr.contains("\"0s\" must be more than 0"),
+        "{}",
+        out.dump()
+    );
+    assert!(!out.stderr.contains("panicked"), "{}", out.dump());
+}
+
+#[test]
+fn hardening_17_ctrl_c_prints_the_results_so_far_then_exits_130() {
+    // An echo server that says when it has echoed a few hundred bytes, so
+    // the signal comes while requests are being measured.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let Ok((mut conn, _)) = listener.accept() else {
+            return;
+        };
+        conn.set_read_timeout(Some(WAIT)).unwrap();
+        let mut buf = [0u8; 4096];
+        let mut echoed = 0;
+        while let Ok(n) = conn.read(&mut buf) {
+            if n == 0 || conn.write_all(&buf[..n]).is_err() {
+                return;
+            }
+            echoed += n;
+            if echoed >= 640 {
+                let _ = tx.send(());
+            }
+        }
+    });
+    let addr = format!("127.0.0.1:{port}");
+    let bench = spawn(&["bench", "echo", &addr, "-c", "1", "-d", "60s", "--json"]);
+    rx.recv_timeout(WAIT).expect("the bench sent nothing");
+    let out = bench.interrupt();
+    out.code_is(130);
+    let v = json(out.out().trim());
+    assert_eq!(v["type"], "result", "{}", out.dump());
+    assert!(v["duration_s"].as_f64().unwrap() < 60.0, "{v}");
+    assert!(v["requests"].as_u64().is_some(), "{v}");
+}

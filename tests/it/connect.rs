@@ -583,3 +583,23 @@ fn hardening_04_connect_udp_says_how_many_replies_the_kernel_dropped() {
         out.dump()
     );
 }
+
+#[test]
+fn hardening_18_a_path_that_is_no_socket_is_said_so_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plain");
+    std::fs::write(&file, "data").unwrap();
+    for (path, kind) in [
+        (file.to_str().unwrap(), "a regular file"),
+        (dir.path().to_str().unwrap(), "a directory"),
+    ] {
+        let out = crate::util::run(&["connect", "-U", path], b"");
+        out.code_is(2);
+        assert!(
+            out.stderr.contains(&format!("not a socket ({kind})")),
+            "{}",
+            out.dump()
+        );
+        assert!(!out.stderr.contains("refused"), "{}", out.dump());
+    }
+}

@@ -799,3 +799,42 @@ cat $d/err
     assert!(text.starts_with("rc=0 out=abc\n"), "{}", out.dump());
     assert!(!text.contains("netsmith:"), "{}", out.dump());
 }
+
+#[test]
+fn hardening_17_sighup_removes_the_unix_socket_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hup.sock");
+    let mut listener = spawn(&["listen", "-U", path.to_str().unwrap()]);
+    listener.listening();
+    assert!(path.exists());
+    listener.signal("HUP");
+    let out = listener.wait_exit(WAIT);
+    assert_eq!(out.code(), Some(130), "{}", out.dump());
+    assert!(!path.exists(), "the socket file was left behind");
+}
+
+#[test]
+fn hardening_17_sighup_stays_ignored_under_nohup() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nohup.sock");
+    let bin = crate::util::bin();
+    let mut listener = crate::util::spawn_cmd(
+        crate::util::require("nohup"),
+        &[
+            bin.to_str().unwrap(),
+            "listen",
+            "-U",
+            path.to_str().unwrap(),
+        ],
+    );
+    listener.listening();
+    // Ignored signals are discarded when sent: no wait is needed to know
+    // the listener was not stopped by it.
+    listener.signal("HUP");
+    let mut client = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    client.write_all(b"alive").unwrap();
+    client.shutdown(Shutdown::Write).unwrap();
+    let out = listener.finish(WAIT);
+    out.ok();
+    assert_eq!(out.out(), "alive");
+}

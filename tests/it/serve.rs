@@ -1893,3 +1893,84 @@ fn hardening_03_serve_refuses_allow_truncation_it_would_not_use() {
         out.dump()
     );
 }
+
+/// The resident memory of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS in /proc/PID/status")
+}
+
+/// Server-side sockets on `port` (IPv4) with bytes still in their receive
+/// queue, from /proc/net/tcp; `None` while fewer than `n` are established.
+fn unread_on(port: u16, n: usize) -> Option<usize> {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let mut established = 0;
+    let mut unread = 0;
+    for line in table.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let local_port = f[1]
+            .rsplit(':')
+            .next()
+            .and_then(|p| u16::from_str_radix(p, 16).ok());
+        if local_port != Some(port) || f[3] != "01" {
+            continue;
+        }
+        established += 1;
+        let rx = f[4]
+            .split(':')
+            .nth(1)
+            .and_then(|q| u64::from_str_radix(q, 16).ok());
+        if rx != Some(0) {
+            unread += 1;
+        }
+    }
+    (established >= n).then_some(unread)
+}
+
+#[test]
+fn hardening_12_idle_discard_connections_hold_no_buffer() {
+    const CONNS: usize = 500;
+    let mut server = util::spawn(&[
+        "serve",
+        "discard=0",
+        "--tcp",
+        "--bind",
+        "127.0.0.1",
+        "--json",
+    ]);
+    let addr: SocketAddr = server.listening_services(1)[&("discard".into(), "tcp".into())]
+        .parse()
+        .unwrap();
+    let before = rss_kib(server.pid());
+    // Each client sends a byte, so that every connection has read once
+    // (the old handler held its 64 KiB buffer from its first read on).
+    let clients: Vec<TcpStream> = (0..CONNS)
+        .map(|_| {
+            let mut c = connect(addr);
+            c.write_all(b"x").unwrap();
+            c
+        })
+        .collect();
+    let deadline = Instant::now() + WAIT;
+    while unread_on(addr.port(), CONNS) != Some(0) {
+        assert!(
+            Instant::now() < deadline,
+            "the server did not read every byte"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let per_conn = rss_kib(server.pid()).saturating_sub(before) * 1024 / CONNS as u64;
+    drop(clients);
+    let out = server.interrupt();
+    out.ok();
+    assert_eq!(count(&totals(&out), "discard", "bytes_in"), CONNS as u64);
+    assert!(
+        per_conn < 16 * 1024,
+        "{per_conn} bytes of memory per idle discard connection"
+    );
+}

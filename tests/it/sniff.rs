@@ -603,3 +603,114 @@ fn hardening_02_sniff_read_stdout_write_error_is_exit_1() {
     let out = util::run_to_full(&["sniff", "-r", path], b"");
     util::assert_stdout_full(&out);
 }
+
+#[test]
+fn hardening_13_a_filter_nested_20000_deep_is_refused_with_the_limit() {
+    let deep = format!("{}tcp{}", "(".repeat(20_000), ")".repeat(20_000));
+    let out = util::run(&["sniff", "-r", "/dev/null", &deep], b"");
+    out.code_is(2);
+    assert!(out.stderr.contains("at most 100"), "{}", out.dump());
+    let nots = format!("{}tcp", "not ".repeat(20_000));
+    let out = util::run(&["sniff", "-r", "/dev/null", &nots], b"");
+    out.code_is(2);
+    assert!(out.stderr.contains("at most 100"), "{}", out.dump());
+}
+
+/// A pcapng option: code, length, value, padding to 32 bits (little-endian).
+fn ng_option(code: u16, value: &[u8]) -> Vec<u8> {
+    let mut o = Vec::new();
+    o.extend(code.to_le_bytes());
+    o.extend((value.len() as u16).to_le_bytes());
+    o.extend(value);
+    o.resize(o.len().next_multiple_of(4), 0);
+    o
+}
+
+/// A pcapng block of `block_type` around `body` (little-endian).
+fn ng_block(block_type: u32, body: &[u8]) -> Vec<u8> {
+    let len = (12 + body.len()) as u32;
+    let mut b = Vec::new();
+    b.extend(block_type.to_le_bytes());
+    b.extend(len.to_le_bytes());
+    b.extend(body);
+    b.extend(len.to_le_bytes());
+    b
+}
+
+/// A pcapng file with one UDP frame (127.0.0.1:5353 > 127.0.0.1:4242) and
+/// the options pcap-file refused: custom options (2988, 2989, 19373),
+/// unknown codes, an `if_tzone` of four bytes, a comment that is not
+/// UTF-8, and option lists with no `opt_endofopt`.
+fn pcapng_with_odd_options() -> Vec<u8> {
+    let pen = 32473u32.to_le_bytes(); // the example enterprise number (RFC 5612)
+    let mut shb = Vec::new();
+    shb.extend(0x1A2B_3C4Du32.to_le_bytes());
+    shb.extend(1u16.to_le_bytes());
+    shb.extend(0u16.to_le_bytes());
+    shb.extend((-1i64).to_le_bytes());
+    shb.extend(ng_option(2988, &[&pen[..], b"custom text"].concat()));
+    let mut idb = Vec::new();
+    idb.extend(1u16.to_le_bytes()); // Ethernet
+    idb.extend(0u16.to_le_bytes());
+    idb.extend(65535u32.to_le_bytes());
+    idb.extend(ng_option(9, &[9])); // if_tsresol: nanoseconds
+    idb.extend(ng_option(10, &0u32.to_le_bytes())); // if_tzone, 4 bytes
+    idb.extend(ng_option(2989, &[&pen[..], &[1, 2, 3]].concat()));
+    idb.extend(ng_option(0x4242, b"???"));
+    let frame: Vec<u8> = [
+        &[0u8; 12][..],
+        &[0x08, 0x00],
+        &[
+            0x45, 0, 0, 30, 0, 1, 0, 0, 64, 17, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1,
+        ],
+        &5353u16.to_be_bytes(),
+        &4242u16.to_be_bytes(),
+        &[0, 10, 0, 0],
+        b"hi",
+    ]
+    .concat();
+    let ns: u64 = 1_700_000_000_123_456_789;
+    let mut epb = Vec::new();
+    epb.extend(0u32.to_le_bytes());
+    epb.extend(((ns >> 32) as u32).to_le_bytes());
+    epb.extend((ns as u32).to_le_bytes());
+    epb.extend((frame.len() as u32).to_le_bytes());
+    epb.extend((frame.len() as u32).to_le_bytes());
+    epb.extend(&frame);
+    epb.resize(epb.len().next_multiple_of(4), 0);
+    epb.extend(ng_option(2, &1u32.to_le_bytes())); // epb_flags: inbound
+    epb.extend(ng_option(1, &[0xff, 0xfe, b'x'])); // opt_comment, not UTF-8
+    epb.extend(ng_option(19373, &[&pen[..], &[9, 9]].concat()));
+    epb.extend(ng_option(0x5555, &[7; 5]));
+    epb.extend(ng_option(0, &[])); // this one list does end
+    [
+        ng_block(0x0A0D_0D0A, &shb),
+        ng_block(1, &idb),
+        ng_block(0x0BAD, &[1, 2, 3, 4]), // a block type no reader knows
+        ng_block(6, &epb),
+    ]
+    .concat()
+}
+
+#[test]
+fn hardening_20_pcapng_custom_and_unknown_options_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("options.pcapng");
+    std::fs::write(&file, pcapng_with_odd_options()).unwrap();
+    // The file is valid pcapng: tshark reads the frame from it.
+    let mut rows = tshark(&file, &["udp.srcport", "udp.dstport", "frame.time_epoch"]);
+    // (tshark shows the unknown block as a record of its own, with no UDP.)
+    rows.retain(|r| !r[0].is_empty());
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0][..2], ["5353", "4242"], "{rows:?}");
+    assert!(rows[0][2].starts_with("1700000000.123456789"), "{rows:?}");
+    let out = util::run(&["sniff", "-r", file.to_str().unwrap(), "--json"], b"");
+    out.ok();
+    let packets = json_lines(&out.out());
+    assert_eq!(packets.len(), 1, "{}", out.dump());
+    assert_eq!(port(&packets[0], "src_port"), 5353, "{}", out.dump());
+    assert_eq!(port(&packets[0], "dst_port"), 4242, "{}", out.dump());
+    let text = util::run(&["sniff", "-r", file.to_str().unwrap()], b"");
+    text.ok();
+    assert!(text.out().contains(".123456"), "{}", text.dump());
+}

@@ -527,3 +527,150 @@ fn hardening_03_tls_close_without_close_notify_is_exit_1_unless_allowed() {
     assert!(out.stderr.contains("close_notify"), "{}", out.dump());
     assert_eq!(out.stdout, sent);
 }
+
+/// A self-signed certificate and its key for `sans`, as PEM files `name`
+/// in `dir`; `ca` makes it a CA certificate.
+fn self_signed_pair(
+    dir: &std::path::Path,
+    name: &str,
+    sans: &[&str],
+    ca: bool,
+) -> (String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let sans: Vec<String> = sans.iter().map(ToString::to_string).collect();
+    let mut params = CertificateParams::new(sans).unwrap();
+    if ca {
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    }
+    let key = KeyPair::generate().unwrap();
+    let (cert_path, key_path) = (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.key")),
+    );
+    std::fs::write(&cert_path, params.self_signed(&key).unwrap().pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let text = |p: std::path::PathBuf| p.to_str().unwrap().to_string();
+    (text(cert_path), text(key_path))
+}
+
+/// `listen --tls` with `cert` and `key` on a free loopback port.
+fn listen_with<'a>(cert: &'a str, key: &'a str) -> [&'a str; 8] {
+    [
+        "listen",
+        "--tls",
+        "--cert",
+        cert,
+        "--key",
+        key,
+        "127.0.0.1",
+        "0",
+    ]
+}
+
+#[test]
+fn hardening_18_a_ca_certificate_as_the_servers_is_said_in_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed_pair(dir.path(), "ca", &["localhost"], true);
+    let mut srv = util::spawn(&listen_with(&cert, &key));
+    let port = srv.port();
+    let out = util::run(
+        &["connect", "--ca", &cert, &format!("tls://localhost:{port}")],
+        b"",
+    );
+    out.code_is(1);
+    assert!(out.stderr.contains("is a CA certificate"), "{}", out.dump());
+    assert!(!out.stderr.contains("CaUsedAsEndEntity"), "{}", out.dump());
+}
+
+#[test]
+fn hardening_18_a_version_1_certificate_is_said_in_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let (key, csr, cert) = (path("v1.key"), path("v1.csr"), path("v1.pem"));
+    let openssl = util::require("openssl");
+    util::run_cmd(
+        &openssl,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-subj",
+            "/CN=localhost",
+            "-out",
+            &csr,
+        ],
+        b"",
+    )
+    .ok();
+    // `x509 -req` with no extensions makes an X.509 version 1 certificate.
+    util::run_cmd(
+        &openssl,
+        &["x509", "-req", "-in", &csr, "-signkey", &key, "-out", &cert],
+        b"",
+    )
+    .ok();
+    let out = util::run(&listen_with(&cert, &key), b"");
+    out.code_is(2);
+    assert!(out.stderr.contains("not X.509 version 3"), "{}", out.dump());
+    assert!(
+        !out.stderr.contains("UnsupportedCertVersion"),
+        "{}",
+        out.dump()
+    );
+}
+
+#[test]
+fn hardening_18_a_server_refusing_a_client_certificate_advises_client_ca() {
+    let pki = Pki::new();
+    let client_ca = pki.path("ca.pem");
+    let mut srv = util::spawn(&strs(&tls_listener(
+        &pki,
+        "server",
+        &["--client-ca", &client_ca],
+    )));
+    let port = srv.port();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed_pair(dir.path(), "stranger", &["client.test"], false);
+    let ca = pki.path("ca.pem");
+    let target = format!("tls://localhost:{port}");
+    let _ = util::run(
+        &[
+            "connect", "--ca", &ca, "--cert", &cert, "--key", &key, &target,
+        ],
+        b"",
+    );
+    let line = srv.wait_stderr("unknown issuer");
+    assert!(line.contains("--client-ca FILE"), "{line}");
+    assert!(
+        !line.contains("--ca FILE") && !line.contains("--pin"),
+        "{line}"
+    );
+}
+
+#[test]
+fn hardening_18_pin_takes_what_openssl_prints() {
+    let pki = Pki::new();
+    let printed = std::process::Command::new(util::require("openssl"))
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(pki.path("server.pem"))
+        .output()
+        .unwrap();
+    let printed = String::from_utf8(printed.stdout).unwrap();
+    let printed = printed.trim();
+    assert!(printed.starts_with("sha256 Fingerprint="), "{printed}");
+    // As printed, and lowercase without the prefix.
+    let bare = printed.split('=').nth(1).unwrap().to_lowercase();
+    for pin in [printed, bare.as_str()] {
+        let mut srv = util::spawn(&strs(&tls_listener(&pki, "server", &["--send", "pinned"])));
+        let target = format!("tls://127.0.0.1:{}", srv.port());
+        let out = util::run(&["connect", "--pin", pin, "--recv-only", &target], b"");
+        out.ok();
+        assert_eq!(out.out(), "pinned");
+    }
+}
