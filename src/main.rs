@@ -3,11 +3,10 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use netsmith::cli::{Cli, nc_style};
+use netsmith::cli::Cli;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse_from(nc_style(std::env::args_os().collect())) {
+    let cli = match Cli::parse_line(std::env::args_os().collect()) {
         Ok(cli) => cli,
         Err(err) => return usage_error(&err),
     };
@@ -36,7 +35,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            if !matches!(err, netsmith::Error::Interrupted) {
+            if !matches!(
+                err,
+                netsmith::Error::Interrupted | netsmith::Error::Reported(_)
+            ) {
                 eprintln!("netsmith: {err}");
             }
             ExitCode::from(err.exit_code())

@@ -9,6 +9,7 @@ mod connect;
 mod demo;
 mod interop;
 mod listen;
+mod nc;
 mod ping;
 mod relay;
 mod resolve;
