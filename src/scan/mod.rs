@@ -331,6 +331,10 @@ fn sized(mut plan: engine::Plan) -> engine::Plan {
     let open = std::fs::read_dir("/proc/self/fd").map_or(16, |d| d.count() as u64);
     let budget = limit.saturating_sub(open + RESERVED_FDS).max(1);
     plan.window = (budget as usize).min(MAX_WINDOW);
+    // The table for as many probes in flight as this scan can have, grown
+    // once, before the workers start.
+    let in_flight = (plan.window as u64).min(plan.jobs());
+    crate::net::reserve_fds((open + RESERVED_FDS + in_flight).min(limit.saturating_sub(1)));
     if plan.udp {
         // Each UDP probe holds a local port of its own (a TCP connect
         // shares one across destinations): keep some of the range free.
