@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::scan::Netns;
+use crate::scan::{Netns, T4, link_veth};
 use crate::util::{self, Output};
 
 /// The port the namespace's listener gets.
@@ -20,13 +20,18 @@ fn only_port(port: u16) -> String {
     format!("echo '{port} {port}' > /proc/sys/net/ipv4/ip_local_port_range")
 }
 
-/// A namespace with a socket of `kind` (`--tcp`, `--udp`) on `port` and
-/// `setup` run first.
+/// A namespace with a socket of `kind` (`--tcp`, `--udp`) on 127.0.0.1
+/// `port` and `setup` run first.
 fn namespace(kind: &str, port: u16, setup: &[&str]) -> Netns {
+    namespace_on(kind, "127.0.0.1", port, setup)
+}
+
+/// The same with the socket on `addr`.
+fn namespace_on(kind: &str, addr: &str, port: u16, setup: &[&str]) -> Netns {
     let range = only_port(port);
     let mut all = vec![range.as_str()];
     all.extend(setup);
-    let ns = Netns::start(false, &all, &[(kind, "127.0.0.1")]);
+    let ns = Netns::start(false, &all, &[(kind, addr)]);
     ns.sh("echo '20000 29999' > /proc/sys/net/ipv4/ip_local_port_range");
     ns
 }
@@ -121,13 +126,7 @@ fn nc_zero_checks_a_range_as_openbsd_nc_does() {
 #[test]
 fn nc_zero_filtered_port_times_out_after_w() {
     util::require("nft");
-    let ns = namespace(
-        "--tcp",
-        OPEN,
-        &["nft 'add table inet nctest; \
-           add chain inet nctest in { type filter hook input priority 0; }; \
-           add rule inet nctest in tcp dport 8081 drop'"],
-    );
+    let ns = namespace("--tcp", OPEN, &[DROP_8081]);
     let started = Instant::now();
     let out = ns.netsmith(&["-zvnw1", "127.0.0.1", "8080-8082"], b"");
     let took = started.elapsed();
@@ -152,6 +151,46 @@ fn nc_zero_filtered_port_times_out_after_w() {
     out.code_is(1);
     assert!(out.stderr.is_empty(), "{}", out.dump());
     let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+}
+
+/// The nftables rule of [`nc_zero_filtered_port_times_out_after_w`] and
+/// [`nc_zero_beyond_loopback_needs_authorized`]: SYNs to 8081 dropped.
+const DROP_8081: &str = "nft 'add table inet nctest; \
+    add chain inet nctest in { type filter hook input priority 0; }; \
+    add rule inet nctest in tcp dport 8081 drop'";
+
+/// A host beyond loopback (another namespace, over a veth pair) is
+/// checked only with --authorized, as any scan; then its open, dropped
+/// and closed ports are told as on loopback.
+#[test]
+fn nc_zero_beyond_loopback_needs_authorized() {
+    util::require("nft");
+    let target = namespace_on("--tcp", "0.0.0.0", OPEN, &[DROP_8081]);
+    let scanner = Netns::start(false, &[], &[]);
+    link_veth(&scanner, &target);
+    let out = scanner.netsmith(&["-zvnw1", T4, "8080-8082"], b"");
+    out.code_is(2);
+    assert!(
+        out.stderr.contains(&format!("refusing to scan {T4}"))
+            && out.stderr.contains("--authorized"),
+        "{}",
+        out.dump()
+    );
+    let started = Instant::now();
+    let out = scanner.netsmith(&["-zvnw1", "--authorized", T4, "8080-8082"], b"");
+    let took = started.elapsed();
+    out.code_is(0);
+    assert_eq!(
+        out.stderr,
+        format!(
+            "Connection to {T4} 8080 port [tcp/*] succeeded!\n\
+             netsmith: connect to {T4} port 8081 (tcp) failed: Connection timed out\n\
+             netsmith: connect to {T4} port 8082 (tcp) failed: Connection refused\n"
+        ),
+        "{}",
+        out.dump()
+    );
     assert!(took < Duration::from_secs(3), "took {took:?}");
 }
 
