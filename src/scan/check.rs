@@ -10,9 +10,10 @@
 //! ```
 //!
 //! As in nc, these lines need `-v`; without it only the exit status
-//! answers (0 if any port answered, else 1). A name's addresses are tried
-//! in the resolver's order: a port's line names the first that answered,
-//! after a failure line for each one before it. Over UDP a port counts as
+//! answers (0 if any port answered, else 1). All of a name's addresses
+//! are probed at once and told in the resolver's order, as nc tries them:
+//! a failure line for each address before the first that answered, then
+//! that one's success line. Over UDP a port counts as
 //! answering unless an ICMP error comes back (nc's test), so a silent port
 //! succeeds and a refused one fails.
 
