@@ -5,7 +5,7 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Arg, ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::net::{Family, Resolve};
 use crate::session;
@@ -15,7 +15,8 @@ Exit status: 0 success; 1 the network said no (refused, unreachable, reset, time
 no reply, no such host); 2 bad input or a local refusal (malformed address, port that
 cannot be bound, missing file or privilege); 130 interrupted.
 
-nc style also works: `netsmith -l -p 8080` listens, `netsmith HOST PORT` connects.";
+nc style also works: `netsmith -l -p 8080` listens, `netsmith HOST PORT` connects,
+`netsmith -zv HOST 22 8000-8010` checks which ports answer.";
 
 /// netsmith: talk to ports, run small servers, on TCP, UDP and Unix sockets.
 #[derive(Debug, Parser)]
@@ -25,8 +26,9 @@ pub struct Cli {
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
 
-    /// Say less: errors only, no "listening on" line. Give it before the
-    /// command; after `connect`/`listen`, `-q` is nc's quit-after-EOF.
+    /// Say less: errors only, no "listening on" line. Before or after the
+    /// command, except that after `connect`/`listen` `-q DUR` is nc's
+    /// quit-after-EOF and after `ping` its summary-only flag.
     #[arg(short = 'q', long)]
     pub quiet: bool,
 
@@ -201,6 +203,50 @@ const COMMANDS: &[&str] = &[
     "help",
 ];
 
+/// The commands whose own `-q` means something else: nc's quit-after-EOF
+/// (`connect`, `listen`) and ping's summary-only output.
+const OWN_Q: &[&str] = &["connect", "listen", "ping"];
+
+/// The id of `-q`/`--quiet` given after a command.
+const QUIET_AFTER: &str = "quiet_after_command";
+
+impl Cli {
+    /// Parses a command line as typed: the nc style rewritten
+    /// ([`nc_style`]), and `-q`/`--quiet` accepted after every command that
+    /// has no `-q` of its own, as `-v` is (`netsmith serve echo=7 -q`).
+    pub fn parse_line(args: Vec<OsString>) -> Result<Cli, clap::Error> {
+        let mut cmd = Cli::command_line();
+        let mut matches = cmd.try_get_matches_from_mut(nc_style(args))?;
+        let after = matches
+            .subcommand()
+            .is_some_and(|(_, m)| matches!(m.try_get_one::<bool>(QUIET_AFTER), Ok(Some(true))));
+        let mut cli = Cli::from_arg_matches_mut(&mut matches).map_err(|e| e.format(&mut cmd))?;
+        cli.quiet |= after;
+        Ok(cli)
+    }
+
+    /// The parser [`Cli::parse_line`] uses: the derived one, with `-q` added
+    /// to the commands that lack one.
+    fn command_line() -> clap::Command {
+        let mut cmd = Cli::command();
+        for name in COMMANDS
+            .iter()
+            .filter(|c| !OWN_Q.contains(c) && **c != "help")
+        {
+            cmd = cmd.mut_subcommand(name, |sub| {
+                sub.arg(
+                    Arg::new(QUIET_AFTER)
+                        .short('q')
+                        .long("quiet")
+                        .action(ArgAction::SetTrue)
+                        .help("Say less: errors only, no \"listening on\" line (as before the command)"),
+                )
+            });
+        }
+        cmd
+    }
+}
+
 /// Rewrites nc-style command lines: with no command named, `-l` (alone or in
 /// a cluster such as `-lvp`) means `listen`, anything else `connect`.
 pub fn nc_style(args: Vec<OsString>) -> Vec<OsString> {
@@ -246,7 +292,6 @@ pub fn nc_style(args: Vec<OsString>) -> Vec<OsString> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     fn os(args: &[&str]) -> Vec<OsString> {
         args.iter().map(OsString::from).collect()
@@ -255,6 +300,7 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+        Cli::command_line().debug_assert();
     }
 
     #[test]
@@ -285,6 +331,29 @@ mod tests {
             os(&["n", "scan", "--input-list", "f"])
         );
         assert_eq!(nc_style(os(&["n", "bogus"])), os(&["n", "bogus"]));
+    }
+
+    #[test]
+    fn quiet_and_verbose_after_any_command() {
+        let cli = Cli::parse_line(os(&["n", "serve", "echo=7", "-q"])).unwrap();
+        assert!(cli.quiet);
+        let cli = Cli::parse_line(os(&["n", "scan", "127.0.0.1", "--quiet", "-v"])).unwrap();
+        assert!(cli.quiet);
+        assert_eq!(cli.verbose, 1);
+        for line in [
+            &["n", "demo", "-q"][..],
+            &["n", "resolve", "-q", "localhost"],
+        ] {
+            assert!(Cli::parse_line(os(line)).unwrap().quiet, "{line:?}");
+        }
+        let cli = Cli::parse_line(os(&["n", "serve", "echo=7"])).unwrap();
+        assert!(!cli.quiet);
+        // connect, listen and ping keep their own -q.
+        let cli = Cli::parse_line(os(&["n", "-l", "-p", "1", "-q", "1"])).unwrap();
+        assert!(!cli.quiet);
+        let cli = Cli::parse_line(os(&["n", "ping", "-q", "::1"])).unwrap();
+        assert!(!cli.quiet);
+        assert!(Cli::parse_line(os(&["n", "connect", "h", "1", "--quiet"])).is_err());
     }
 
     #[test]

@@ -33,6 +33,26 @@ pub struct ConnectArgs {
     /// The port, when TARGET is a bare host (a number or a service name).
     #[arg(value_name = "PORT")]
     pub port: Option<String>,
+    /// More ports to check, with -z (nc takes several PORT words).
+    #[arg(value_name = "PORTS")]
+    pub more_ports: Vec<String>,
+    /// Only check whether ports answer, sending nothing (nc -z): PORT may be
+    /// a list or range (22,80,http,8000-8010), more PORT words may follow;
+    /// -v says one line per port; -w bounds each port's wait (TCP: 10s by
+    /// default). Exit 0 if any port answered, else 1. A scan: beyond
+    /// loopback it needs --authorized.
+    #[arg(
+        short = 'z',
+        long = "zero-io",
+        conflicts_with_all = [
+            "unix", "source", "source_port", "send", "recv_only", "send_only", "crlf",
+            "hex", "idle_timeout", "quit_after_eof", "no_shutdown", "tls",
+        ]
+    )]
+    pub zero: bool,
+    /// With -z: affirm written permission to probe a host outside loopback.
+    #[arg(long, requires = "zero")]
+    pub authorized: bool,
     /// UDP instead of TCP: one datagram per chunk of stdin.
     #[arg(short = 'u', long)]
     pub udp: bool,
@@ -79,6 +99,12 @@ impl TryFrom<ConnectArgs> for ConnectConfig {
     type Error = Error;
 
     fn try_from(a: ConnectArgs) -> Result<Self> {
+        if let Some(extra) = a.more_ports.first() {
+            return Err(Error::usage(format!(
+                "unexpected argument \"{extra}\": connect takes one HOST PORT \
+                 (several ports are for -z, the port check)"
+            )));
+        }
         let proto = if a.udp { Proto::Udp } else { Proto::Tcp };
         let tls_scheme = a.target.as_deref().and_then(Endpoint::strip_tls);
         let tls = a.tls.connector(tls_scheme.is_some())?;
@@ -163,6 +189,67 @@ fn parse_source(
         Some(p) => SocketAddr::new(parsed.ip(), p),
         None => parsed,
     }))
+}
+
+/// Runs `connect -z` (nc -z): checks each port through the scan engine
+/// and says which answered in nc's words (every line with `verbose`).
+pub async fn check(a: ConnectArgs, verbose: bool) -> Result<()> {
+    let mut proto = if a.udp { Proto::Udp } else { Proto::Tcp };
+    let Some(target) = a.target.as_deref() else {
+        return Err(Error::usage(
+            "missing target: give HOST PORT, such as 127.0.0.1 22",
+        ));
+    };
+    let words: Vec<&str> = a
+        .port
+        .iter()
+        .chain(&a.more_ports)
+        .map(String::as_str)
+        .collect();
+    let (host, ports) = if words.is_empty() {
+        // HOST:PORT (or udp://HOST:PORT) as every command takes it.
+        match Endpoint::parse(target, proto, PortZero::Refused) {
+            Ok(Endpoint::Inet {
+                proto: p,
+                host,
+                port,
+            }) => {
+                proto = p;
+                (host, vec![port])
+            }
+            Ok(Endpoint::Unix { .. }) => {
+                return Err(Error::usage(
+                    "-z checks TCP and UDP ports, not Unix sockets: give HOST PORT",
+                ));
+            }
+            Err(_) if endpoint::parse_host(target).is_ok() => {
+                return Err(Error::usage(format!(
+                    "missing port for \"{target}\": -z takes HOST PORT..., each PORT a number, \
+                     a service name, a range or a list (22 80, 8000-8010 or 22,80,http)"
+                )));
+            }
+            Err(err) => return Err(err),
+        }
+    } else {
+        let mut ports = Vec::new();
+        for word in words {
+            ports.extend(endpoint::parse_port_list(word, proto)?);
+        }
+        // In the order given, each port once.
+        let mut seen = std::collections::HashSet::new();
+        ports.retain(|p| seen.insert(*p));
+        (endpoint::parse_host(target)?, ports)
+    };
+    crate::scan::check(crate::scan::Check {
+        host,
+        ports,
+        proto,
+        resolve: a.family.resolve(),
+        timeout: a.timeout,
+        authorized: a.authorized,
+        verbose,
+    })
+    .await
 }
 
 /// Runs `connect` until the session ends.

@@ -54,6 +54,12 @@ pub enum Error {
     #[error("{0}")]
     Silence(String),
 
+    /// The network said no, and the command has already said how on
+    /// stderr (`connect -z`'s lines, or nc's silence without -v): exit 1,
+    /// with nothing more printed.
+    #[error("{0}")]
+    Reported(String),
+
     /// The user interrupted the command.
     #[error("interrupted")]
     Interrupted,
@@ -64,7 +70,9 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_) | Error::Local { .. } => exit::USAGE,
-            Error::Resolve(_) | Error::Network { .. } | Error::Silence(_) => exit::NETWORK,
+            Error::Resolve(_) | Error::Network { .. } | Error::Silence(_) | Error::Reported(_) => {
+                exit::NETWORK
+            }
             Error::Interrupted => exit::INTERRUPTED,
         }
     }

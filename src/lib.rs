@@ -87,6 +87,9 @@ async fn command(cli: Cli) -> Result<()> {
     }
     let command = async {
         match cli.command {
+            Command::Connect(args) if args.zero => {
+                connect::check(args, cli.verbose > 0 && !cli.quiet).await
+            }
             Command::Connect(args) => connect::run(args.try_into()?).await,
             Command::Listen(args) => listen::run(listen::ListenConfig::new(args, cli.quiet)?).await,
             Command::Demo => demo::run().await,

@@ -3,12 +3,11 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use netsmith::cli::{Cli, nc_style};
+use netsmith::cli::Cli;
 use netsmith::error::printable;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse_from(nc_style(std::env::args_os().collect())) {
+    let cli = match Cli::parse_line(std::env::args_os().collect()) {
         Ok(cli) => cli,
         Err(err) => return usage_error(&err),
     };
@@ -41,7 +40,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            if !matches!(err, netsmith::Error::Interrupted) {
+            if !matches!(
+                err,
+                netsmith::Error::Interrupted | netsmith::Error::Reported(_)
+            ) {
                 eprintln!("netsmith: {}", printable(&err.to_string()));
             }
             ExitCode::from(err.exit_code())

@@ -22,6 +22,21 @@ pub fn raise_fd_limit() -> u64 {
         .unwrap_or(1024)
 }
 
+/// Grows this process's descriptor table now to hold descriptor `fd`, so
+/// that the sockets opened later do not grow it step by step: in a
+/// process with several threads, Linux waits for an RCU grace period at
+/// each growth (`expand_fdtable`), milliseconds each time, which a short
+/// scan spends idle. Best effort: the table grows on demand anyway.
+pub fn reserve_fds(fd: u64) {
+    use nix::fcntl::{FcntlArg, fcntl};
+    let (Ok(null), Ok(fd)) = (std::fs::File::open("/dev/null"), i32::try_from(fd)) else {
+        return;
+    };
+    if let Ok(dup) = fcntl(&null, FcntlArg::F_DUPFD_CLOEXEC(fd)) {
+        let _ = nix::unistd::close(dup);
+    }
+}
+
 /// Whether `ip` is a loopback address: 127.0.0.0/8 and `::1`, and
 /// 127.0.0.0/8 in IPv4-mapped form (`::ffff:127.0.0.1` is loopback,
 /// `::ffff:10.0.0.1` is not).

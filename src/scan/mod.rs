@@ -12,6 +12,7 @@
 //! the network owner's written permission (the tutorials' warning, made
 //! part of the tool).
 
+mod check;
 mod engine;
 pub mod probes;
 mod report;
@@ -31,6 +32,7 @@ use crate::endpoint::{self, Host};
 use crate::error::{Error, Result};
 use crate::services::Proto;
 
+pub use check::{Check, check};
 pub use engine::{Outcome, State};
 use targets::{Spec, Targets};
 
@@ -137,14 +139,7 @@ pub async fn run(args: ScanArgs, quiet: bool) -> Result<()> {
     };
     let specs = read_specs(&args)?;
     let (targets, unresolved) = resolve(specs, &args).await?;
-    if let Some(ip) = targets.outside_loopback()
-        && !args.authorized
-    {
-        return Err(Error::usage(format!(
-            "refusing to scan {ip}: it is outside loopback (127.0.0.0/8, ::1). Scan only networks \
-             whose owner gave you written permission, and say so with --authorized"
-        )));
-    }
+    authorize(&targets, args.authorized)?;
     let options = report::Options {
         format: if args.json {
             report::Format::Json
@@ -181,6 +176,18 @@ pub async fn run(args: ScanArgs, quiet: bool) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// The scan's gate, for every command that scans: nothing goes to an
+/// address outside loopback without `--authorized`.
+fn authorize(targets: &Targets, authorized: bool) -> Result<()> {
+    match targets.outside_loopback() {
+        Some(ip) if !authorized => Err(Error::usage(format!(
+            "refusing to scan {ip}: it is outside loopback (127.0.0.0/8, ::1). Scan only networks \
+             whose owner gave you written permission, and say so with --authorized"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Targets from the command line, `-iL FILE`, and stdin (`-`).
@@ -324,16 +331,24 @@ fn sized(mut plan: engine::Plan) -> engine::Plan {
     let open = std::fs::read_dir("/proc/self/fd").map_or(16, |d| d.count() as u64);
     let budget = limit.saturating_sub(open + RESERVED_FDS).max(1);
     plan.window = (budget as usize).min(MAX_WINDOW);
+    // The table for as many probes in flight as this scan can have, grown
+    // once, before the workers start.
+    let in_flight = (plan.window as u64).min(plan.jobs());
+    crate::net::reserve_fds((open + RESERVED_FDS + in_flight).min(limit.saturating_sub(1)));
     if plan.udp {
         // Each UDP probe holds a local port of its own (a TCP connect
         // shares one across destinations): keep some of the range free.
         plan.window = plan.window.min(local_ports() * 3 / 4).max(1);
     }
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    plan.workers = cores
-        .min(plan.jobs().div_ceil(4096) as usize)
-        .min(plan.window)
-        .max(1);
+    // Asked only when there is work to share: the answer costs a look
+    // at the cgroup files, a noticeable part of a small check's start-up.
+    let shares = plan.jobs().div_ceil(4096) as usize;
+    let cores = if shares > 1 {
+        std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+    } else {
+        1
+    };
+    plan.workers = cores.min(shares).min(plan.window).max(1);
     tracing::debug!(
         "scan: {} probes, window {} (descriptor limit {limit}), {} workers",
         plan.jobs(),

@@ -3,12 +3,14 @@
 
 mod util;
 
+mod abuse;
 mod bad_input;
 mod bench;
 mod connect;
 mod demo;
 mod interop;
 mod listen;
+mod nc;
 mod ping;
 mod relay;
 mod resolve;

@@ -142,6 +142,14 @@ impl Netns {
         self.cmd(util::bin().to_str().unwrap(), args, stdin)
     }
 
+    /// Starts `netsmith ARGS` inside the namespace (network only).
+    pub(crate) fn spawn_netsmith(&self, args: &[&str]) -> Proc {
+        let bin = util::bin();
+        let mut all = vec!["-t", self.pid.as_str(), "-n", bin.to_str().unwrap()];
+        all.extend(args);
+        util::spawn_cmd("nsenter", &all)
+    }
+
     /// Runs `netsmith scan ARGS` inside the namespace.
     #[track_caller]
     fn scan(&self, args: &[&str]) -> Output {
@@ -1152,18 +1160,7 @@ fn banners_are_shown_escaped_on_one_line() {
 fn udp_open_closed_and_open_filtered() {
     let ns = Netns::start(false, &[], &[("--udp", "127.0.0.1")]);
     let silent = ns.ports("udp")[0];
-    let mut serve = util::spawn_cmd(
-        "nsenter",
-        &[
-            "-t",
-            &ns.pid,
-            "-n",
-            util::bin().to_str().unwrap(),
-            "serve",
-            "echo=0",
-            "--udp",
-        ],
-    );
+    let mut serve = ns.spawn_netsmith(&["serve", "echo=0", "--udp"]);
     let echo_addr = serve.listening_services(1)[&("echo".to_string(), "udp".to_string())].clone();
     let echo: u16 = echo_addr.rsplit(':').next().unwrap().parse().unwrap();
     let ports = format!("1,{echo},{silent}");
