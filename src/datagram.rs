@@ -27,7 +27,6 @@ use nix::errno::Errno;
 use nix::sys::socket::{
     ControlMessageOwned, MsgFlags, SockaddrLike, SockaddrStorage, recvmsg, setsockopt, sockopt,
 };
-use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncWrite, AsyncWriteExt, Interest};
 use tokio::time::Instant;
 
@@ -35,7 +34,7 @@ use crate::copy::HexDump;
 use crate::duration::show;
 use crate::error::{Error, Result, describe_io};
 use crate::net::{Datagram, Peer};
-use crate::stdio::Chunks;
+use crate::stdio::{self, Chunks};
 
 /// The largest UDP payload over IPv4 (65,535 - 20 - 8); longer input
 /// chunks are split.
@@ -458,24 +457,25 @@ where
     let mut ignored: Vec<Peer> = Vec::new();
     let mut received_any = false;
     let mut last_event = Instant::now();
-    let stdout_closed = async {
+    // Stdout gone: its reader left (`| head`, a quiet end), or a write
+    // failed (a full disk: exit 1), even while no datagram comes to write.
+    let stdout_gone = async {
         if opts.watch_stdout {
-            stdout_closed().await;
+            stdio::ended().await
         } else {
-            std::future::pending::<()>().await;
+            std::future::pending().await
         }
     };
-    tokio::pin!(stdout_closed);
+    tokio::pin!(stdout_gone);
     let ended = loop {
         let deadline = opts.timeout.map(|t| last_event + t);
         tokio::select! {
             // Queued datagrams are taken before a deadline is looked at: a
             // process that was stopped must not end with them unread.
             biased;
-            () = &mut stdout_closed => {
-                tracing::info!("stdout closed, ending");
+            ended = &mut stdout_gone => {
                 receiver.loss(&what);
-                return Ok(());
+                return ended;
             }
             r = receiver.recv_from(&mut buf) => match r {
                 Ok((n, peer)) => {
@@ -574,28 +574,6 @@ fn admit(policy: Peers, peers: &mut Vec<Peer>, ignored: &mut Vec<Peer>, peer: &P
         }
     }
     true
-}
-
-/// Completes when the process's stdout can no longer be written: a pipe
-/// whose reader has gone (`| head`) or a terminal hung up. Never, for a
-/// file or when stdout cannot be watched.
-pub async fn stdout_closed() {
-    // `with_interest` is deprecated because a `T` that does not own its
-    // descriptor could close it while registered; an `OwnedFd` (our own
-    // duplicate) is closed only by dropping the `AsyncFd`, which
-    // deregisters it first. Its replacement is an `unsafe` fn for the same
-    // promise, and this crate allows no unsafe code.
-    #[allow(deprecated)]
-    let watched = std::io::stdout()
-        .as_fd()
-        .try_clone_to_owned()
-        .and_then(|fd| AsyncFd::with_interest(fd, Interest::ERROR));
-    if let Ok(fd) = watched
-        && fd.ready(Interest::ERROR).await.is_ok()
-    {
-        return;
-    }
-    std::future::pending::<()>().await;
 }
 
 async fn recv_chunk(input: &mut Option<Chunks>) -> Option<std::io::Result<bytes::Bytes>> {

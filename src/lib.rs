@@ -63,6 +63,11 @@ pub async fn run(cli: Cli) -> Result<()> {
     let result = command(cli).await;
     match (result, stdio::failure()) {
         (Ok(()), Some(e)) if !stdio::reader_left(&e) => Err(Error::stdout(&e)),
+        // Interrupted after output was lost: both are said (exit 130).
+        (Err(Error::Interrupted), Some(e)) if !stdio::reader_left(&e) => {
+            eprintln!("netsmith: {}", Error::stdout(&e));
+            Err(Error::Interrupted)
+        }
         (result, _) => result,
     }
 }

@@ -838,3 +838,17 @@ fn hardening_17_sighup_stays_ignored_under_nohup() {
     out.ok();
     assert_eq!(out.out(), "alive");
 }
+
+/// A UDP listener whose stdout fails (a full disk) ends with exit 1 at
+/// once, not at the next datagram that may never come (nor silently at
+/// Ctrl-C).
+#[test]
+fn hardening_02_listen_udp_stdout_error_ends_without_another_datagram() {
+    let mut l = crate::util::spawn_to_full(&["listen", "-u", "127.0.0.1", "0"]);
+    let port = l.port();
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.send_to(b"one datagram to a full disk", ("127.0.0.1", port))
+        .unwrap();
+    let out = l.wait_exit(WAIT);
+    crate::util::assert_stdout_full(&out);
+}
