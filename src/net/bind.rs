@@ -98,7 +98,7 @@ impl Drop for SocketFile {
 
 /// A Unix stream listener on `path`, and the guard that removes its file.
 pub fn unix(path: &Path, backlog: u32) -> Result<(Listener, SocketFile)> {
-    claim(path, Type::STREAM)?;
+    claim(path)?;
     let std =
         std::os::unix::net::UnixListener::bind(path).map_err(|e| unix_bind_error(path, &e))?;
     let guard = SocketFile::bound(path)?;
@@ -112,7 +112,7 @@ pub fn unix(path: &Path, backlog: u32) -> Result<(Listener, SocketFile)> {
 
 /// A Unix datagram socket bound to `path`, and the guard that removes its file.
 pub fn unixgram(path: &Path) -> Result<(Datagram, SocketFile)> {
-    claim(path, Type::DGRAM)?;
+    claim(path)?;
     let std =
         std::os::unix::net::UnixDatagram::bind(path).map_err(|e| unix_bind_error(path, &e))?;
     let guard = SocketFile::bound(path)?;
@@ -122,11 +122,11 @@ pub fn unixgram(path: &Path) -> Result<(Datagram, SocketFile)> {
     Ok((Datagram::Unix(socket), guard))
 }
 
-/// Makes `path` free for a new socket of type `kind`: a missing directory
+/// Makes `path` free for a new socket: a missing directory
 /// or a file that is not a socket is refused; a socket nobody listens on
 /// (left by a crashed server) is removed; a live one is refused and left
 /// as it is.
-fn claim(path: &Path, kind: Type) -> Result<()> {
+fn claim(path: &Path) -> Result<()> {
     let parent = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -156,7 +156,7 @@ fn claim(path: &Path, kind: Type) -> Result<()> {
     let liveness = if bound_here(meta.dev(), meta.ino()) == Some(true) {
         Liveness::Live
     } else {
-        probe(path, kind)
+        probe(path)
     };
     match liveness {
         Liveness::Live => {
@@ -199,27 +199,28 @@ enum Liveness {
     Unknown(io::Error),
 }
 
-/// Connects to `path` with a socket of type `kind`, without blocking, to
-/// learn whether a server is bound there. The kernel's answer covers what
-/// a look at `/proc/net/unix` misses: a server bound through a relative
-/// path, a symlinked directory, or in another network namespace.
-fn probe(path: &Path, kind: Type) -> Liveness {
+/// Connects a datagram socket to `path`, without blocking and without
+/// sending, to learn whether a server is bound there. The kernel's answer
+/// covers what a look at `/proc/net/unix` misses: a server bound through a
+/// relative path, a symlinked directory, or in another network namespace.
+/// Always a datagram socket: a stream connect would be accepted by a live
+/// one-client server (`listen --unix`) as its client, and end its session.
+/// A stream server answers it with EPROTOTYPE, a datagram server accepts
+/// it, and a file nobody is bound to refuses it.
+fn probe(path: &Path) -> Liveness {
     let addr = match socket2::SockAddr::unix(path) {
         Ok(addr) => addr,
         Err(e) => return Liveness::Unknown(e),
     };
-    let connected = Socket::new(Domain::UNIX, kind.nonblocking().cloexec(), None)
+    let connected = Socket::new(Domain::UNIX, Type::DGRAM.nonblocking().cloexec(), None)
         .and_then(|socket| socket.connect(&addr));
     match connected {
         Ok(()) => Liveness::Live,
         Err(e) => match e.raw_os_error() {
             Some(nix::libc::ECONNREFUSED) => Liveness::Stale,
             Some(nix::libc::ENOENT) => Liveness::Gone,
-            // A socket of the other type (stream or datagram) is bound
-            // there; a stream server's queue is full.
-            Some(nix::libc::EPROTOTYPE | nix::libc::EAGAIN | nix::libc::EINPROGRESS) => {
-                Liveness::Live
-            }
+            // A stream or seqpacket socket is bound there.
+            Some(nix::libc::EPROTOTYPE) => Liveness::Live,
             _ => Liveness::Unknown(e),
         },
     }

@@ -852,3 +852,31 @@ fn hardening_02_listen_udp_stdout_error_ends_without_another_datagram() {
     let out = l.wait_exit(WAIT);
     crate::util::assert_stdout_full(&out);
 }
+
+/// A one-client `listen --unix` in another network namespace (where this
+/// namespace's socket table does not show it) is not taken for stale, and
+/// the check does not steal its one client: the probe is a datagram
+/// connect, which a stream server answers without accepting.
+#[test]
+fn hardening_06_a_one_client_listener_elsewhere_keeps_its_client_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("one.sock");
+    let path_str = path.to_str().unwrap();
+    let bin = crate::util::bin();
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["-n", bin.to_str().unwrap(), "listen", "--unix", path_str]);
+    let mut first = crate::util::spawn_command(cmd, format!("unshare -n listen --unix {path_str}"));
+    first.wait_stderr("listening on");
+    first.close_stdin();
+    let out = spawn(&["listen", "--unix", path_str]).finish(WAIT);
+    out.code_is(2);
+    assert!(out.stderr.contains("another process"), "{}", out.dump());
+    let mut c = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    c.write_all(b"still its first client").unwrap();
+    c.shutdown(Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    c.read_to_end(&mut rest).unwrap();
+    let out = first.finish(WAIT);
+    out.ok();
+    assert_eq!(out.stdout, b"still its first client", "{}", out.dump());
+}
