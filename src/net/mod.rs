@@ -9,7 +9,7 @@ mod stream;
 
 use std::net::{IpAddr, SocketAddr};
 
-pub use stream::{Accepted, Datagram, Listener, Peer, Stream};
+pub use stream::{Accepted, Datagram, Listener, Peer, Reset, Stream};
 
 use crate::endpoint::Host;
 use crate::error::{Error, Result};

@@ -37,6 +37,21 @@ impl Peer {
     }
 }
 
+/// A TCP connection to be reset rather than closed: a relay whose one side
+/// failed (a reset, a TLS stream cut without `close_notify`) must not pass
+/// that on to the other side as a clean end of stream (FIN), which would
+/// tell it that everything arrived.
+#[derive(Debug)]
+pub struct Reset(std::os::fd::OwnedFd);
+
+impl Reset {
+    /// Makes the connection end with RST when its last descriptor closes
+    /// (`SO_LINGER` 0), as it does once the relay drops it.
+    pub fn reset(&self) {
+        let _ = socket2::SockRef::from(&self.0).set_linger(Some(std::time::Duration::ZERO));
+    }
+}
+
 /// A connected stream socket.
 #[derive(Debug)]
 pub enum Stream {
@@ -58,6 +73,18 @@ impl Stream {
             Stream::Tcp(s) => s.readable().await,
             Stream::Unix(s) => s.readable().await,
             Stream::Tls(s) => Box::pin(s.get_ref().0.readable()).await,
+        }
+    }
+
+    /// A second descriptor of the TCP socket under this stream (through
+    /// TLS), kept to reset the connection ([`Reset`]) after the stream
+    /// itself has moved into a copy loop; `None` for a Unix socket.
+    pub fn reset_handle(&self) -> Option<Reset> {
+        use std::os::fd::AsFd;
+        match self {
+            Stream::Tcp(s) => s.as_fd().try_clone_to_owned().ok().map(Reset),
+            Stream::Unix(_) => None,
+            Stream::Tls(s) => s.get_ref().0.reset_handle(),
         }
     }
 

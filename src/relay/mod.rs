@@ -45,7 +45,7 @@ use crate::cli::{FamilyArgs, LimitArgs};
 use crate::copy::{self, Activity, CopyError, DumpSink, HexDump, Tap};
 use crate::endpoint::{Endpoint, Side};
 use crate::error::{Error, Result};
-use crate::net::{Listener, Peer, Resolve, Stream, bind, dial};
+use crate::net::{Listener, Peer, Reset, Resolve, Stream, bind, dial};
 use crate::services::Proto;
 use crate::tls::{Acceptor, Connector};
 pub use io::Io;
@@ -476,6 +476,13 @@ async fn join(a: Io, b: Io, cfg: &RelayConfig, label: &str) -> Result<(u64, u64)
     }
     let activity = Arc::new(Activity::default());
     let (from, to) = (cfg.from.to_string(), cfg.to.to_string());
+    let resets: Vec<Reset> = [&a, &b]
+        .into_iter()
+        .filter_map(|io| match io {
+            Io::Net(stream) => stream.reset_handle(),
+            Io::Boxed(_) => None,
+        })
+        .collect();
     #[cfg(target_os = "linux")]
     if cfg.splice
         && cfg.hex.is_none()
@@ -484,7 +491,7 @@ async fn join(a: Io, b: Io, cfg: &RelayConfig, label: &str) -> Result<(u64, u64)
         let tap = Tap::new(false, None, Some(activity.clone()));
         let fwd = crate::splice::pump(x, y, &tap);
         let back = crate::splice::pump(y, x, &tap);
-        return finish(fwd, back, &activity, cfg.idle, &from, &to).await;
+        return finish(fwd, back, &activity, cfg.idle, &resets, (&from, &to)).await;
     }
     let (a_rd, mut a_wr) = tokio::io::split(a.boxed());
     let (b_rd, mut b_wr) = tokio::io::split(b.boxed());
@@ -508,18 +515,21 @@ async fn join(a: Io, b: Io, cfg: &RelayConfig, label: &str) -> Result<(u64, u64)
         a_wr.shutdown().await.map_err(CopyError::Write)?;
         Ok(n)
     };
-    finish(fwd, back, &activity, cfg.idle, &from, &to).await
+    finish(fwd, back, &activity, cfg.idle, &resets, (&from, &to)).await
 }
 
 /// Waits for both directions; the first failure, or `idle` without a byte
-/// either way, ends both (the caller drops, and so closes, both sides).
+/// either way, ends both (the caller drops, and so closes, both sides). A
+/// failure resets the TCP sides (`resets`): a side that was cut (a reset,
+/// a TLS stream without `close_notify`) must not reach the other as a
+/// clean end of stream.
 async fn finish<F, B>(
     fwd: F,
     back: B,
     activity: &Activity,
     idle: Duration,
-    from: &str,
-    to: &str,
+    resets: &[Reset],
+    (from, to): (&str, &str),
 ) -> Result<(u64, u64)>
 where
     F: Future<Output = std::result::Result<u64, CopyError>>,
@@ -529,8 +539,8 @@ where
     let (mut up, mut down) = (None, None);
     loop {
         tokio::select! {
-            r = &mut fwd, if up.is_none() => up = Some(r.map_err(|e| failure(e, from, to))?),
-            r = &mut back, if down.is_none() => down = Some(r.map_err(|e| failure(e, to, from))?),
+            r = &mut fwd, if up.is_none() => up = Some(r.map_err(|e| failure(e, from, to, resets))?),
+            r = &mut back, if down.is_none() => down = Some(r.map_err(|e| failure(e, to, from, resets))?),
             () = activity.idle_for(idle) => {
                 return Err(Error::Network {
                     what: format!("relay {from} to {to}"),
@@ -562,8 +572,9 @@ fn stdio_outcome<T: Default>(result: Result<T>) -> Result<T> {
 }
 
 /// Names the side that failed: a read fails on the source, a write on the
-/// destination.
-fn failure(e: CopyError, src: &str, dst: &str) -> Error {
+/// destination; and has both sides reset when they close.
+fn failure(e: CopyError, src: &str, dst: &str, resets: &[Reset]) -> Error {
+    resets.iter().for_each(Reset::reset);
     match e {
         CopyError::Read(e) => Error::io(format!("read from {src}"), &e),
         CopyError::Write(e) => Error::io(format!("write to {dst}"), &e),

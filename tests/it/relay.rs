@@ -719,3 +719,45 @@ fn hardening_04_a_udp_relay_says_what_the_kernel_dropped() {
     let line = relay.wait_stderr("datagrams from clients");
     assert!(line.contains("the kernel dropped"), "{line}");
 }
+
+/// A TLS side cut without `close_notify` reaches the other side as a
+/// reset, not as a clean end of stream that would say everything arrived.
+#[test]
+fn hardening_03_relay_passes_a_tls_cut_on_as_a_reset() {
+    let port = util::free_port();
+    let mut ncat = util::spawn_cmd(
+        util::require("ncat"),
+        &["--ssl", "-l", "127.0.0.1", &port.to_string()],
+    );
+    ncat.write(b"from ncat\n");
+    ncat.close_stdin();
+    util::wait_tcp_listen(port);
+    let target = format!("tls://127.0.0.1:{port}");
+    let mut relay = util::spawn(&[
+        "relay",
+        "-v",
+        "--insecure",
+        "tcp-listen:127.0.0.1:0",
+        &target,
+    ]);
+    let addr = relay.listening();
+    let mut client = TcpStream::connect(&addr).unwrap();
+    client.set_read_timeout(Some(WAIT)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    let end = loop {
+        match client.read(&mut buf) {
+            Ok(0) => break None,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => break Some(e.kind()),
+        }
+    };
+    assert_eq!(
+        end,
+        Some(std::io::ErrorKind::ConnectionReset),
+        "got {got:?}"
+    );
+    assert_eq!(got, b"from ncat\n");
+    relay.wait_stderr("close_notify");
+    let _ = ncat.kill();
+}
