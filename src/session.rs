@@ -6,7 +6,7 @@
 //! |---|---|
 //! | EOF on input | the socket's write side is shut down (half-close) and reading goes on |
 //! | EOF from the peer | what arrived is written out; input is sent on to its EOF (the peer may only have half-closed); only a terminal on stdin ends the session once it pauses for 200 ms |
-//! | a send that fails | the session ends with an error that says how many bytes of input were not sent |
+//! | a send that fails, or a reset before stdin's EOF | the session ends with an error that says that input was not sent, and at least how many bytes |
 //! | `--no-shutdown` | at input EOF the write side is left open; the session still ends when the peer closes |
 //! | `-q DUR` | the session ends DUR after input EOF, even if the peer has not closed |
 //! | `-i DUR` | the session ends with an error after DUR with no byte in either direction |
@@ -191,7 +191,15 @@ where
                     Err(CopyError::Write(e)) => {
                         return Err(Error::stdout(&e));
                     }
-                    Err(CopyError::Read(e)) => return Err(Error::io(format!("connection with {peer}"), &e)),
+                    Err(CopyError::Read(e)) => {
+                        let err = Error::io(format!("connection with {peer}"), &e);
+                        // Input still flowing is input not sent: say so.
+                        return Err(match up_result {
+                            None if opts.send => with_unsent(err, unsent()),
+                            Some(Err(CopyError::Write(_))) => with_unsent(err, unsent()),
+                            _ => err,
+                        });
+                    }
                 }
                 if up_result.is_none() && opts.send {
                     up_result = match opts.input_pause {
@@ -222,13 +230,23 @@ where
     }
 }
 
-/// A send that failed, with what it left unsent: the input read but not
-/// written (the rest of the input, not read, is not counted).
+/// A send that failed, with what it left unsent.
 fn not_sent(peer: &str, err: &std::io::Error, unsent: u64) -> Error {
-    match Error::io(format!("send to {peer}"), err) {
+    with_unsent(Error::io(format!("send to {peer}"), err), unsent)
+}
+
+/// Adds to a network failure that input was left unsent: `read_unsent`
+/// bytes read from it but not written, and whatever of it was not read
+/// yet (not counted: stdin is not read to its end after the failure).
+fn with_unsent(err: Error, read_unsent: u64) -> Error {
+    match err {
         Error::Network { what, reason } => Error::Network {
             what,
-            reason: format!("{reason}: {unsent} bytes of input not sent"),
+            reason: if read_unsent > 0 {
+                format!("{reason}: at least {read_unsent} bytes of input not sent")
+            } else {
+                format!("{reason}: the rest of the input not sent")
+            },
         },
         other => other,
     }

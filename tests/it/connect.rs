@@ -603,3 +603,27 @@ fn hardening_18_a_path_that_is_no_socket_is_said_so_exit_2() {
         assert!(!out.stderr.contains("refused"), "{}", out.dump());
     }
 }
+
+/// A peer that resets the connection while stdin is still open: the
+/// error says that input was not sent, whichever direction met the reset
+/// first.
+#[test]
+fn hardening_01_a_reset_before_stdin_eof_says_input_was_not_sent() {
+    let (port, srv) = server(|mut s| {
+        let mut first = [0u8; 1000];
+        s.read_exact(&mut first).unwrap();
+        socket2::SockRef::from(&s)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+    });
+    let mut p = spawn(&["connect", "127.0.0.1", &port.to_string()]);
+    p.write(&[b'a'; 1000]);
+    srv.join().unwrap();
+    let out = p.wait_exit(WAIT);
+    out.code_is(1);
+    assert!(
+        out.stderr.contains("connection reset") && out.stderr.contains("input not sent"),
+        "{}",
+        out.dump()
+    );
+}
