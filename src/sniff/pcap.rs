@@ -182,7 +182,8 @@ pub struct PcapNg {
     /// The current section's byte order.
     big_endian: bool,
     /// Link type and nanoseconds per timestamp unit, by interface id.
-    interfaces: Vec<(Option<LinkType>, u64)>,
+    /// Each interface's link type and timestamp units per second.
+    interfaces: Vec<(Option<LinkType>, u128)>,
 }
 
 impl PcapNg {
@@ -292,8 +293,10 @@ impl PcapNg {
             match block_type {
                 IDB_TYPE if body.len() >= 8 => {
                     let link = link_type(u32::from(self.u16(&body, 0)));
-                    let unit_ns = self.tsresol(&body[8..]).map_or(1000, ts_unit_ns);
-                    self.interfaces.push((link, unit_ns));
+                    let per_second = self
+                        .tsresol(&body[8..])
+                        .map_or(1_000_000, units_per_second);
+                    self.interfaces.push((link, per_second));
                 }
                 EPB_TYPE | OPB_TYPE if body.len() >= 20 => {
                     let interface = if block_type == EPB_TYPE {
@@ -301,13 +304,13 @@ impl PcapNg {
                     } else {
                         u32::from(self.u16(&body, 0))
                     };
-                    let (link, unit_ns) = self
+                    let (link, per_second) = self
                         .interfaces
                         .get(interface as usize)
                         .copied()
-                        .unwrap_or((None, 1000));
+                        .unwrap_or((None, 1_000_000));
                     let units = u64::from(self.u32(&body, 4)) << 32 | u64::from(self.u32(&body, 8));
-                    let nanos = u128::from(units) * u128::from(unit_ns);
+                    let nanos = timestamp_ns(units, per_second);
                     let captured = self.u32(&body, 12);
                     return Ok(Some(Record {
                         time: SystemTime::UNIX_EPOCH
@@ -337,18 +340,22 @@ impl PcapNg {
     }
 }
 
-/// Nanoseconds per timestamp unit for a pcapng `if_tsresol` value: a
-/// power of ten (high bit clear) or of two (high bit set); units finer
-/// than a nanosecond count as one.
-fn ts_unit_ns(resol: u8) -> u64 {
+/// Timestamp units per second for a pcapng `if_tsresol` value: a power
+/// of ten (high bit clear) or of two (high bit set). Kept as a count, not
+/// as nanoseconds per unit, which is no whole number for units finer than
+/// a nanosecond or for powers of two.
+fn units_per_second(resol: u8) -> u128 {
     let exp = u32::from(resol & 0x7f);
-    if resol & 0x80 == 0 {
-        10u64.checked_pow(9u32.saturating_sub(exp)).unwrap_or(1)
-    } else {
-        // 2^-exp seconds; rounded to whole nanoseconds.
-        const SECOND_NS: u64 = 1_000_000_000;
-        (SECOND_NS >> exp.min(63)).max(1)
-    }
+    let base: u128 = if resol & 0x80 == 0 { 10 } else { 2 };
+    base.checked_pow(exp).unwrap_or(u128::MAX)
+}
+
+/// A timestamp of `units` at `per_second` units per second, in nanoseconds.
+fn timestamp_ns(units: u64, per_second: u128) -> u128 {
+    let units = u128::from(units);
+    let per_second = per_second.max(1);
+    // Whole seconds first, so that neither product can overflow.
+    units / per_second * 1_000_000_000 + units % per_second * 1_000_000_000 / per_second
 }
 
 /// A classic pcap file being written.
@@ -423,11 +430,20 @@ mod tests {
 
     #[test]
     fn timestamp_units() {
-        assert_eq!(ts_unit_ns(6), 1000);
-        assert_eq!(ts_unit_ns(9), 1);
-        assert_eq!(ts_unit_ns(3), 1_000_000);
-        assert_eq!(ts_unit_ns(12), 1);
-        assert_eq!(ts_unit_ns(0x8a), 976_562);
+        let ns = |units, resol| timestamp_ns(units, units_per_second(resol));
+        // Microseconds (the default), nanoseconds, milliseconds.
+        assert_eq!(ns(1_500_000, 6), 1_500_000_000);
+        assert_eq!(ns(7, 9), 7);
+        assert_eq!(ns(3, 3), 3_000_000);
+        // Picoseconds: finer than a nanosecond, not one per unit.
+        assert_eq!(ns(1_700_000_000_123_456_789, 12), 1_700_000_000_123_456);
+        // 2^-10 s and 2^-30 s units: exact, not rounded per unit.
+        assert_eq!(ns(1024 * 5 + 512, 0x8a), 5_500_000_000);
+        assert_eq!(ns(1 << 30, 0x9e), 1_000_000_000);
+        assert_eq!(ns(1_700_000_000u64 << 30, 0x9e), 1_700_000_000_000_000_000);
+        // Absurd resolutions do not overflow.
+        assert_eq!(ns(u64::MAX, 0x7f), 0);
+        assert_eq!(ns(u64::MAX, 0), u128::from(u64::MAX) * 1_000_000_000);
     }
 
     #[test]
