@@ -188,17 +188,10 @@ where
                         tracing::info!("stdout closed, ending");
                         return Ok(());
                     }
-                    Err(CopyError::Write(e)) => {
-                        return Err(Error::stdout(&e));
-                    }
+                    Err(CopyError::Write(e)) => return Err(Error::stdout(&e)),
                     Err(CopyError::Read(e)) => {
-                        let err = Error::io(format!("connection with {peer}"), &e);
-                        // Input still flowing is input not sent: say so.
-                        return Err(match up_result {
-                            None if opts.send => with_unsent(err, unsent()),
-                            Some(Err(CopyError::Write(_))) => with_unsent(err, unsent()),
-                            _ => err,
-                        });
+                        let left = input_left(up_result.as_ref(), opts.send).then(unsent);
+                        return Err(with_unsent(Error::io(format!("connection with {peer}"), &e), left));
                     }
                 }
                 if up_result.is_none() && opts.send {
@@ -232,13 +225,26 @@ where
 
 /// A send that failed, with what it left unsent.
 fn not_sent(peer: &str, err: &std::io::Error, unsent: u64) -> Error {
-    with_unsent(Error::io(format!("send to {peer}"), err), unsent)
+    with_unsent(Error::io(format!("send to {peer}"), err), Some(unsent))
 }
 
-/// Adds to a network failure that input was left unsent: `read_unsent`
-/// bytes read from it but not written, and whatever of it was not read
-/// yet (not counted: stdin is not read to its end after the failure).
-fn with_unsent(err: Error, read_unsent: u64) -> Error {
+/// Whether input was still to be sent when the connection failed: stdin
+/// not at its end yet, or a send already failed.
+fn input_left(up: Option<&std::result::Result<u64, CopyError>>, send: bool) -> bool {
+    match up {
+        None => send,
+        Some(r) => matches!(r, Err(CopyError::Write(_))),
+    }
+}
+
+/// Adds to a network failure that input was left unsent (`Some`):
+/// `read_unsent` bytes read from it but not written, and whatever of it
+/// was not read yet (not counted: stdin is not read to its end after the
+/// failure).
+fn with_unsent(err: Error, read_unsent: Option<u64>) -> Error {
+    let Some(read_unsent) = read_unsent else {
+        return err;
+    };
     match err {
         Error::Network { what, reason } => Error::Network {
             what,

@@ -293,9 +293,7 @@ impl PcapNg {
             match block_type {
                 IDB_TYPE if body.len() >= 8 => {
                     let link = link_type(u32::from(self.u16(&body, 0)));
-                    let per_second = self
-                        .tsresol(&body[8..])
-                        .map_or(1_000_000, units_per_second);
+                    let per_second = self.tsresol(&body[8..]).map_or(1_000_000, units_per_second);
                     self.interfaces.push((link, per_second));
                 }
                 EPB_TYPE | OPB_TYPE if body.len() >= 20 => {
