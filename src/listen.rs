@@ -244,7 +244,7 @@ async fn bind(cfg: &ListenConfig) -> Result<(Bound, Option<bind::SocketFile>, St
         (endpoint, _) => endpoint.to_string(),
     };
     if !cfg.quiet {
-        eprintln!("listening on {name}");
+        eprintln!("listening on {}", crate::error::printable(&name));
     }
     if let Some(addr) = local {
         crate::net::warn_if_exposed(&name, addr.ip());

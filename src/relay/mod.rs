@@ -44,7 +44,7 @@ use crate::acl::Acl;
 use crate::cli::{FamilyArgs, LimitArgs};
 use crate::copy::{self, Activity, CopyError, DumpSink, HexDump, Tap};
 use crate::endpoint::{Endpoint, Side};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, printable};
 use crate::net::{Listener, Peer, Reset, Resolve, Stream, bind, dial};
 use crate::services::Proto;
 use crate::tls::{Acceptor, Connector};
@@ -313,7 +313,7 @@ pub async fn run(cfg: RelayConfig) -> Result<()> {
 /// The "listening on" line, and for a program as TO, who may now run it.
 fn announce(cfg: &RelayConfig, local: &str) {
     if !cfg.quiet {
-        eprintln!("listening on {local}");
+        eprintln!("listening on {}", printable(local));
     }
     let program = match &cfg.to {
         Side::Exec(argv) => argv.first().cloned(),
@@ -322,8 +322,10 @@ fn announce(cfg: &RelayConfig, local: &str) {
     };
     if let Some(program) = program {
         eprintln!(
-            "warning: every client of {local} can run {program} ({}), as this user",
-            cfg.to
+            "warning: every client of {} can run {} ({}), as this user",
+            printable(local),
+            printable(&program),
+            printable(&cfg.to.to_string())
         );
     }
 }

@@ -413,6 +413,9 @@ async fn accept(
 
 fn announce(cfg: &ServeConfig, what: &str, svc: Service, transport: &str) {
     if !cfg.quiet {
-        eprintln!("listening on {what} ({svc}/{transport})");
+        eprintln!(
+            "listening on {} ({svc}/{transport})",
+            crate::error::printable(what)
+        );
     }
 }

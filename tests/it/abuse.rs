@@ -241,6 +241,21 @@ const CASES: &[Case] = &[
         never: &["\x1b"],
         ..DEFAULT
     },
+    // A socket path's control characters are escaped in "listening on".
+    Case {
+        item: 18,
+        args: &[
+            "listen",
+            "-w",
+            "50ms",
+            "--unix",
+            "/tmp/netsmith-abuse-\x1b[2J.sock",
+        ],
+        code: &[1],
+        says: &["listening on unix:/tmp/netsmith-abuse-\\u{1b}[2J.sock"],
+        never: &["\x1b"],
+        ..DEFAULT
+    },
 ];
 
 #[test]

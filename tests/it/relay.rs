@@ -761,3 +761,14 @@ fn hardening_03_relay_passes_a_tls_cut_on_as_a_reset() {
     relay.wait_stderr("close_notify");
     let _ = ncat.kill();
 }
+
+/// The warning that a program is now open to clients shows control
+/// characters of the user's command escaped, not sent to the terminal.
+#[test]
+fn hardening_18_exec_warning_escapes_control_characters() {
+    let mut relay = util::spawn(&["relay", "tcp-listen:127.0.0.1:0", "sh:echo \x1b[2J"]);
+    let line = relay.wait_stderr("can run");
+    assert!(line.contains("\\u{1b}[2J"), "{line}");
+    let out = relay.kill();
+    assert!(!out.stderr.contains('\x1b'), "{}", out.dump());
+}
