@@ -59,8 +59,15 @@ fn usage_error(err: &clap::Error) -> ExitCode {
         err.kind(),
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
     ) {
-        let _ = err.print();
-        return ExitCode::SUCCESS;
+        use std::io::Write as _;
+        // Help that did not reach stdout (a full disk) is not a success.
+        return match err.print().and_then(|()| std::io::stdout().flush()) {
+            Err(e) if !netsmith::stdio::reader_left(&e) => {
+                eprintln!("netsmith: {}", netsmith::Error::stdout(&e));
+                ExitCode::from(netsmith::error::exit::NETWORK)
+            }
+            _ => ExitCode::SUCCESS,
+        };
     }
     let text = err.render().to_string();
     if err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {

@@ -241,6 +241,15 @@ const CASES: &[Case] = &[
         never: &["\x1b"],
         ..DEFAULT
     },
+    // Help that does not reach stdout is not a success either.
+    Case {
+        item: 2,
+        args: &["--help"],
+        stdout: Out::Full,
+        code: &[1],
+        says: &["write to stdout: no space left on device"],
+        ..DEFAULT
+    },
     // A socket path's control characters are escaped in "listening on".
     Case {
         item: 18,
