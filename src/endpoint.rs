@@ -147,7 +147,7 @@ pub fn parse_host(text: &str) -> Result<Host> {
         return Ok(Host::Ip(ip));
     }
     refuse_numeric(inner)?;
-    if inner.contains(':') || inner.contains('[') || inner.contains(']') {
+    if inner.contains(':') {
         return Err(Error::usage(format!(
             "invalid IPv6 address \"{text}\": expected a literal such as ::1 or [fe80::1]"
         )));
@@ -622,6 +622,9 @@ mod tests {
             ("::1:80", "ambiguous"),
             ("bad host:80", "\"bad host\""),
             ("[::zz]:80", "invalid IPv6"),
+            // A bracket in a name is a bad name, not a bad IPv6 address.
+            ("a[b:80", "invalid host \"a[b\""),
+            ("x]y:80", "invalid host \"x]y\""),
             ("localhost", "missing port"),
             ("tls://h:1", "--tls"),
             ("ftp://h:1", "unknown scheme"),

@@ -686,10 +686,12 @@ fn describe_webpki(text: &str, trust: &str) -> String {
         return text.to_string();
     }
     match name.as_str() {
-        "CaUsedAsEndEntity" => format!(
-            "the certificate presented is a CA certificate, not one a CA issued for the peer \
-             ({trust})"
-        ),
+        // The advice to give --ca would be wrong: that CA may be the
+        // very certificate presented.
+        "CaUsedAsEndEntity" => "the certificate presented is a CA certificate, not one a CA \
+                                issued for the peer (the peer must present its own \
+                                certificate; --pin trusts exactly the one presented)"
+            .into(),
         "EndEntityUsedAsCa" => "a certificate in the chain that signed the peer's is not a CA \
                                 certificate (basic constraints)"
             .into(),
@@ -885,7 +887,7 @@ mod tests {
         let trust = "give --ca FILE";
         let ca = describe_webpki("CaUsedAsEndEntity", trust);
         assert!(
-            ca.contains("is a CA certificate") && ca.contains(trust),
+            ca.contains("is a CA certificate") && !ca.contains("--ca") && ca.contains("--pin"),
             "{ca}"
         );
         let v1 = describe_webpki("UnsupportedCertVersion", trust);
