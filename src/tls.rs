@@ -667,7 +667,7 @@ fn describe_certificate(err: &CertificateError, role: Role) -> String {
         C::InvalidPurpose | C::InvalidPurposeContext { .. } => {
             "certificate not meant for this use (extended key usage)".into()
         }
-        C::Other(other) => describe_webpki(&other.to_string(), trust),
+        C::Other(other) => describe_webpki(&other.to_string()),
         other => format!("certificate refused: {}", words(&format!("{other:?}"))),
     }
 }
@@ -675,7 +675,7 @@ fn describe_certificate(err: &CertificateError, role: Role) -> String {
 /// The certificate checker's refusals, which reach us only as their
 /// Debug text (`CaUsedAsEndEntity`): the common ones explained, the rest
 /// in words ("unsupported critical extension"), never the raw name.
-fn describe_webpki(text: &str, trust: &str) -> String {
+fn describe_webpki(text: &str) -> String {
     let name: String = text
         .chars()
         .take_while(char::is_ascii_alphanumeric)
@@ -884,25 +884,24 @@ mod tests {
 
     #[test]
     fn hardening_18_webpki_names_become_words() {
-        let trust = "give --ca FILE";
-        let ca = describe_webpki("CaUsedAsEndEntity", trust);
+        let ca = describe_webpki("CaUsedAsEndEntity");
         assert!(
             ca.contains("is a CA certificate") && !ca.contains("--ca") && ca.contains("--pin"),
             "{ca}"
         );
-        let v1 = describe_webpki("UnsupportedCertVersion", trust);
+        let v1 = describe_webpki("UnsupportedCertVersion");
         assert!(v1.contains("not X.509 version 3"), "{v1}");
         assert_eq!(
-            describe_webpki("UnsupportedCriticalExtension", trust),
+            describe_webpki("UnsupportedCriticalExtension"),
             "certificate refused: unsupported critical extension"
         );
-        let ctx = describe_webpki("UnsupportedSignatureAlgorithmContext(X { a: [1] })", trust);
+        let ctx = describe_webpki("UnsupportedSignatureAlgorithmContext(X { a: [1] })");
         assert_eq!(
             ctx,
             "certificate refused: unsupported signature algorithm context"
         );
         let ours = "certificate does not match --pin: the server's is sha256:ab";
-        assert_eq!(describe_webpki(ours, trust), ours);
+        assert_eq!(describe_webpki(ours), ours);
     }
 
     #[test]
