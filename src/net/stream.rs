@@ -304,6 +304,16 @@ impl Accepted {
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
         io::Read::read(&mut &self.socket, buf)
     }
+
+    /// Turns the client away with a reset, not a clean close: a client
+    /// that an access rule refuses must not read a FIN as "the server took
+    /// everything I sent" (netcat would exit 0 on it; netsmith's `connect`
+    /// exits 1, "connection reset").
+    pub fn refuse(self) {
+        if !self.unix {
+            let _ = self.socket.set_linger(Some(std::time::Duration::ZERO));
+        }
+    }
 }
 
 /// A datagram socket: UDP or Unix datagram.

@@ -340,7 +340,7 @@ async fn serve(listener: &Listener, cfg: &Arc<RelayConfig>, max: usize) -> Resul
                 .accept()
                 .await
                 .map_err(|e| Error::io("accept a connection", &e))?;
-            if admitted(cfg, &peer) {
+            if admitted(cfg, &stream, &peer) {
                 let stream = terminate(cfg, stream, &peer).await?;
                 let to = open(&cfg.to, cfg).await?;
                 return stdio_outcome(join(Io::Net(stream), to, cfg, &format!("#1 {peer}")).await)
@@ -351,7 +351,7 @@ async fn serve(listener: &Listener, cfg: &Arc<RelayConfig>, max: usize) -> Resul
     let limit = Arc::new(Semaphore::new(max));
     let (tracker, forever) = (TaskTracker::new(), CancellationToken::new());
     crate::server::accept_loop(listener, limit, &tracker, &forever, |stream, peer| {
-        if !admitted(cfg, &peer) {
+        if !admitted(cfg, &stream, &peer) {
             return None;
         }
         let id = next_id.fetch_add(1, Ordering::Relaxed);
@@ -361,14 +361,19 @@ async fn serve(listener: &Listener, cfg: &Arc<RelayConfig>, max: usize) -> Resul
     Ok(())
 }
 
-/// Whether `--allow`/`--deny` admit `peer` (Unix peers always are).
-fn admitted(cfg: &RelayConfig, peer: &Peer) -> bool {
+/// Whether `--allow`/`--deny` admit `peer` (Unix peers always are). A
+/// refused client's connection is set to end with a reset when dropped
+/// (see [`crate::net::Accepted::refuse`]).
+fn admitted(cfg: &RelayConfig, stream: &Stream, peer: &Peer) -> bool {
     let ok = match peer {
         Peer::Inet(addr) => cfg.acl.admits(addr.ip()),
         Peer::Unix(_) => true,
     };
     if !ok {
         tracing::info!("refused {peer}: not allowed");
+        if let Some(reset) = stream.reset_handle() {
+            reset.reset();
+        }
     }
     ok
 }

@@ -371,6 +371,7 @@ async fn accept(
         if !admitted {
             Stats::add(&ctx.stats.denied, 1);
             tracing::info!("refused {peer} ({}/{transport}): not allowed", ctx.service);
+            conn.refuse();
             return None;
         }
         Stats::add(&ctx.stats.connections, 1);
