@@ -1,29 +1,25 @@
-//! Live capture: one `AF_PACKET` socket (`SOCK_RAW`, `ETH_P_ALL`) read with
-//! `recvmsg`, through nix's safe wrappers (no `unsafe` here).
+//! Live capture: one `AF_PACKET` socket (`SOCK_RAW`, `ETH_P_ALL`) whose
+//! packets arrive in a memory-mapped ring ([`super::ring`], `TPACKET_V3`).
 //!
-//! Each read gives the frame, the `sockaddr_ll` that says which interface
-//! it crossed, in which direction and with which link type, the kernel's
-//! timestamp (`SO_TIMESTAMPNS`) and the socket's drop counter
-//! (`SO_RXQ_OVFL`, the count `PACKET_STATISTICS` reports as drops). Reads
-//! time out every [`POLL`] so the capture thread notices a stop request.
+//! Each packet comes with the kernel's timestamp, the interface it crossed,
+//! in which direction and with which link type. The kernel counts the
+//! packets it dropped for want of a free block (`PACKET_STATISTICS`). The
+//! capture waits in `poll` for at most [`POLL`] so the capture thread
+//! notices a stop request.
 //!
-//! `-i IFACE` is applied here, in user space, by interface index: the
-//! kernel ignores `SO_BINDTODEVICE` on packet sockets, and binding to a
-//! `sockaddr_ll` needs a constructor nix does not offer safely.
+//! `-i IFACE` is applied by the kernel filter (below) and again here, by
+//! interface index: the kernel ignores `SO_BINDTODEVICE` on packet sockets.
 
 use std::collections::HashMap;
-use std::io::IoSliceMut;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, SystemTime};
 
 use nix::errno::Errno;
-use nix::sys::socket::{
-    self, AddressFamily, ControlMessageOwned, LinkAddr, MsgFlags, SockFlag, SockProtocol, SockType,
-    sockopt,
-};
-use nix::sys::time::{TimeVal, TimeValLike as _};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{self, AddressFamily, SockFlag, SockProtocol, SockType};
 
 use super::decode::LinkType;
+use super::ring::{self, Ring};
 use crate::{Error, Result};
 
 /// How long one read waits before the capture loop checks for a stop.
@@ -38,16 +34,14 @@ const ARPHRD_NONE: u16 = 0xfffe;
 /// `PACKET_*` packet types from `<linux/if_packet.h>`.
 const PACKET_OUTGOING: u8 = 4;
 
-/// The capture socket's receive queue, in bytes of kernel memory.
-const RECEIVE_QUEUE: usize = 8 << 20;
-
 /// A classic BPF program the kernel runs on each packet before queueing it
 /// for us: it drops the outgoing copy of every loopback packet (lo shows
 /// each packet twice, leaving and arriving; tcpdump shows it once) and,
 /// with `-i`, packets of other interfaces (`SO_BINDTODEVICE` does nothing
-/// on packet sockets). Each dropped packet then costs no copy, no queue
-/// space and no `recvmsg`: on loopback that halves the work.
-fn kernel_filter(only: Option<usize>) -> Vec<socket2::SockFilter> {
+/// on packet sockets). Each dropped packet then costs no copy and no ring
+/// space: on loopback that halves the work. An accepted packet is cut to
+/// `snaplen` by the kernel (the program's return value).
+fn kernel_filter(only: Option<usize>, snaplen: u32) -> Vec<socket2::SockFilter> {
     use socket2::SockFilter;
     const LD_ABS_W: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
     const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
@@ -74,7 +68,7 @@ fn kernel_filter(only: Option<usize>) -> Vec<socket2::SockFilter> {
         SockFilter::new(LD_ABS_W, 0, 0, SKF_AD_PKTTYPE),
         // Loopback and outgoing: drop.
         SockFilter::new(JEQ_K, 1, 0, u32::from(PACKET_OUTGOING)),
-        SockFilter::new(RET_K, 0, 0, u32::MAX),
+        SockFilter::new(RET_K, 0, 0, snaplen),
         SockFilter::new(RET_K, 0, 0, 0),
     ]);
     program
@@ -128,15 +122,16 @@ pub struct Frame<'a> {
 
 /// An open capture.
 pub struct Capture {
+    /// Declared before `fd`: unmapped before the socket closes.
+    ring: Ring,
     fd: OwnedFd,
     /// Only frames on this interface index (`-i`), or every interface.
     only: Option<usize>,
     /// Interface names by index, refreshed when an unknown index appears.
     names: HashMap<usize, String>,
-    buf: Vec<u8>,
-    cmsg: Vec<u8>,
-    /// The kernel's count of frames dropped for want of buffer space.
-    drops: u32,
+    snaplen: usize,
+    /// The kernel's count of frames dropped for want of ring space.
+    drops: u64,
 }
 
 impl Capture {
@@ -160,25 +155,6 @@ impl Capture {
                 reason: e.desc().to_lowercase(),
             },
         })?;
-        let setup = |what: &str, r: nix::Result<()>| {
-            r.map_err(|e| Error::Local {
-                what: format!("set {what} on the capture socket"),
-                reason: e.desc().to_lowercase(),
-            })
-        };
-        setup(
-            "SO_TIMESTAMPNS",
-            socket::setsockopt(&fd, sockopt::ReceiveTimestampns, &true),
-        )?;
-        setup("SO_RXQ_OVFL", socket::setsockopt(&fd, sockopt::RxqOvfl, &1))?;
-        setup(
-            "SO_RCVTIMEO",
-            socket::setsockopt(
-                &fd,
-                sockopt::ReceiveTimeout,
-                &TimeVal::milliseconds(POLL.as_millis() as i64),
-            ),
-        )?;
         let names = interfaces();
         let only = match interface {
             None | Some("any") => None,
@@ -197,101 +173,87 @@ impl Capture {
                     })?,
             ),
         };
+        let snaplen = snaplen.max(1);
         // Best effort: without the kernel filter every packet still
         // passes the same tests below, only at a higher cost.
-        if let Err(e) = socket2::SockRef::from(&fd).attach_filter(&kernel_filter(only)) {
+        let program = kernel_filter(only, u32::try_from(snaplen).unwrap_or(u32::MAX));
+        if let Err(e) = socket2::SockRef::from(&fd).attach_filter(&program) {
             tracing::debug!("no kernel filter on the capture socket: {e}");
         }
-        // A bigger queue rides out bursts while we format or write (root
-        // may exceed rmem_max; otherwise the default stays).
-        let _ = socket::setsockopt(&fd, sockopt::RcvBufForce, &RECEIVE_QUEUE);
+        let ring = Ring::new(&fd).map_err(|e| Error::Local {
+            what: "map the capture ring (PACKET_RX_RING, TPACKET_V3)".into(),
+            reason: crate::error::describe_io(&e),
+        })?;
         Ok(Capture {
+            ring,
             fd,
             only,
             names,
-            buf: vec![0; snaplen.max(1)],
-            cmsg: nix::cmsg_space!(nix::sys::time::TimeSpec, u32),
+            snaplen,
             drops: 0,
         })
     }
 
-    /// Frames the kernel dropped so far (as of the last frame read).
+    /// Frames the kernel dropped so far (as of the last wait for frames,
+    /// or the last [`Capture::update_drops`]).
     pub fn drops(&self) -> u64 {
-        u64::from(self.drops)
+        self.drops
+    }
+
+    /// Asks the kernel for the drops since the last asking.
+    pub fn update_drops(&mut self) -> u64 {
+        self.drops += ring::take_drops(&self.fd);
+        self.drops
     }
 
     /// The next frame, or `None` when [`POLL`] passed without one.
     pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>> {
-        loop {
-            let mut iov = [IoSliceMut::new(&mut self.buf)];
-            let msg = match socket::recvmsg::<LinkAddr>(
-                self.fd.as_raw_fd(),
-                &mut iov,
-                Some(&mut self.cmsg),
-                MsgFlags::MSG_TRUNC,
-            ) {
-                Ok(m) => m,
-                Err(Errno::EAGAIN | Errno::EINTR) => return Ok(None),
+        let only = self.only;
+        let keep = |m: &ring::Meta| {
+            // On loopback every packet is seen twice, going out and coming
+            // in; libpcap keeps only the incoming copy, and so do we.
+            only.is_none_or(|only| only == m.ifindex)
+                && !(m.hatype == ARPHRD_LOOPBACK && m.pkttype == PACKET_OUTGOING)
+        };
+        if !self.ring.ready() {
+            self.update_drops();
+            let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+            let wait = PollTimeout::try_from(POLL).unwrap_or(PollTimeout::MAX);
+            match poll(&mut fds, wait) {
+                Ok(_) | Err(Errno::EINTR) => {}
                 Err(e) => {
                     return Err(Error::Local {
-                        what: "read from the capture socket".into(),
+                        what: "wait on the capture socket".into(),
                         reason: e.desc().to_lowercase(),
                     });
                 }
-            };
-            let wire_len = msg.bytes;
-            let mut time = None;
-            if let Ok(cmsgs) = msg.cmsgs() {
-                for c in cmsgs {
-                    match c {
-                        ControlMessageOwned::ScmTimestampns(ts) => {
-                            time = Some(
-                                SystemTime::UNIX_EPOCH
-                                    + Duration::new(
-                                        u64::try_from(ts.tv_sec()).unwrap_or(0),
-                                        u32::try_from(ts.tv_nsec()).unwrap_or(0),
-                                    ),
-                            );
-                        }
-                        ControlMessageOwned::RxqOvfl(n) => self.drops = n,
-                        _ => {}
-                    }
-                }
             }
-            let Some(addr) = msg.address else { continue };
-            let (index, hatype, pkttype) = (addr.ifindex(), addr.hatype(), addr.pkttype());
-            if self.only.is_some_and(|only| only != index) {
-                continue;
-            }
-            // On loopback every packet is seen twice, going out and coming
-            // in; libpcap keeps only the incoming copy, and so do we.
-            if hatype == ARPHRD_LOOPBACK && pkttype == PACKET_OUTGOING {
-                continue;
-            }
-            if !self.names.contains_key(&index) {
-                self.names = interfaces();
-            }
-            let interface = self
-                .names
-                .entry(index)
-                .or_insert_with(|| format!("if{index}"));
-            let link = match hatype {
-                ARPHRD_ETHER | ARPHRD_LOOPBACK => Some(LinkType::Ethernet),
-                ARPHRD_RAWIP | ARPHRD_NONE => Some(LinkType::RawIp),
-                _ => None,
-            };
-            return Ok(Some(Frame {
-                time: time.unwrap_or_else(SystemTime::now),
-                interface,
-                direction: Direction::from_pkttype(pkttype),
-                link,
-                wire_len,
-                data: &self.buf[..wire_len.min(self.buf.len())],
-            }));
         }
+        let Some((meta, data)) = self.ring.next_packet(keep) else {
+            return Ok(None);
+        };
+        if !self.names.contains_key(&meta.ifindex) {
+            self.names = interfaces();
+        }
+        let interface = self
+            .names
+            .entry(meta.ifindex)
+            .or_insert_with(|| format!("if{}", meta.ifindex));
+        let link = match meta.hatype {
+            ARPHRD_ETHER | ARPHRD_LOOPBACK => Some(LinkType::Ethernet),
+            ARPHRD_RAWIP | ARPHRD_NONE => Some(LinkType::RawIp),
+            _ => None,
+        };
+        Ok(Some(Frame {
+            time: SystemTime::UNIX_EPOCH + Duration::new(u64::from(meta.sec), meta.nsec),
+            interface,
+            direction: Direction::from_pkttype(meta.pkttype),
+            link,
+            wire_len: meta.wire_len,
+            data: &data[..data.len().min(self.snaplen)],
+        }))
     }
 }
-
 /// This host's interfaces by index.
 fn interfaces() -> HashMap<usize, String> {
     nix::net::if_::if_nameindex()

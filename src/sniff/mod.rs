@@ -13,6 +13,7 @@ pub mod capture;
 pub mod decode;
 pub mod filter;
 pub mod pcap;
+mod ring;
 
 use std::fmt::Write as _;
 use std::io::{self, IsTerminal as _, Write as _};
@@ -270,6 +271,7 @@ impl Session {
                 }
             }
         }
+        self.totals.dropped = cap.update_drops();
         Ok(())
     }
 
