@@ -12,6 +12,7 @@ mod interop;
 mod listen;
 mod nc;
 mod ping;
+mod proxy;
 mod relay;
 mod resolve;
 mod scan;
