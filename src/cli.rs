@@ -59,6 +59,8 @@ pub enum Command {
     Demo,
     /// Forward between two endpoints: TCP, UDP, Unix sockets, TLS, stdio, programs.
     Relay(crate::relay::RelayArgs),
+    /// Be a SOCKS4/4a, SOCKS5 and HTTP CONNECT proxy on one port (loopback unless told).
+    Proxy(crate::relay::ProxyCommandArgs),
 }
 
 impl Command {
@@ -66,7 +68,7 @@ impl Command {
     /// server, a load generator); `None` for a single-threaded command.
     pub fn worker_threads(&self) -> Option<usize> {
         match self {
-            Command::Serve(_) => {
+            Command::Serve(_) | Command::Proxy(_) => {
                 Some(std::thread::available_parallelism().map_or(2, std::num::NonZero::get))
             }
             Command::Bench(args) => Some(crate::bench::threads(args)),
@@ -200,7 +202,7 @@ pub fn timeout(text: &str) -> Result<Duration, String> {
 
 const COMMANDS: &[&str] = &[
     "connect", "listen", "serve", "relay", "scan", "bench", "sniff", "resolve", "ping", "demo",
-    "help",
+    "proxy", "help",
 ];
 
 /// The commands whose own `-q` means something else: nc's quit-after-EOF

@@ -375,6 +375,9 @@ pub enum Side {
     Exec(Vec<String>),
     /// `sh:COMMAND`: a command line run by `/bin/sh -c` per client.
     Shell(String),
+    /// `proxy:`: each client names its target in a SOCKS4 (or 4a), SOCKS5
+    /// or HTTP handshake (`netsmith proxy`).
+    Proxy,
 }
 
 /// The address a listening side binds when only a port is given: loopback,
@@ -386,6 +389,9 @@ impl Side {
     pub fn parse(text: &str) -> Result<Side> {
         if text == "stdio" || text == "-" {
             return Ok(Side::Stdio);
+        }
+        if text == "proxy:" {
+            return Ok(Side::Proxy);
         }
         if let Some(command) = text.strip_prefix("exec:") {
             let argv = shell_words::split(command).map_err(|_| {
@@ -463,6 +469,7 @@ impl fmt::Display for Side {
             Side::Stdio => f.write_str("stdio"),
             Side::Exec(argv) => write!(f, "exec:{}", shell_words::join(argv)),
             Side::Shell(command) => write!(f, "sh:{command}"),
+            Side::Proxy => f.write_str("proxy:"),
         }
     }
 }

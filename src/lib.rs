@@ -101,6 +101,9 @@ async fn command(cli: Cli) -> Result<()> {
             Command::Listen(args) => listen::run(listen::ListenConfig::new(args, cli.quiet)?).await,
             Command::Demo => demo::run().await,
             Command::Relay(args) => relay::run(relay::RelayConfig::new(&args, cli.quiet)?).await,
+            Command::Proxy(args) => {
+                relay::run(relay::RelayConfig::new(&args.into(), cli.quiet)?).await
+            }
             Command::Scan(args) => scan::run(args, cli.quiet).await,
             Command::Resolve(args) => resolve::run(args).await,
             Command::Serve(_) | Command::Sniff(_) | Command::Ping(_) | Command::Bench(_) => Ok(()),

@@ -25,6 +25,7 @@
 //! [`open`] and of the listener match in [`run`].
 
 mod io;
+mod proxy;
 mod tls;
 mod udp;
 
@@ -49,6 +50,7 @@ use crate::net::{Listener, Peer, Reset, Resolve, Stream, bind, dial};
 use crate::services::Proto;
 use crate::tls::{Acceptor, Connector};
 pub use io::Io;
+pub use proxy::ProxyCommandArgs;
 pub use tls::RelayTlsArgs;
 
 /// Pending connections the kernel queues on a listening FROM.
@@ -109,6 +111,27 @@ pub struct RelayArgs {
     pub no_splice: bool,
     #[command(flatten)]
     pub proxy: crate::proxy::ProxyArgs,
+    #[command(flatten)]
+    pub destinations: DestinationArgs,
+    /// Credentials every client of a `proxy:` TO must present: set by
+    /// `netsmith proxy --proxy-auth` (relay's own `--proxy-auth` is for the
+    /// upstream `--proxy`).
+    #[arg(skip)]
+    pub server_credentials: Option<String>,
+}
+
+/// Where a `proxy:` TO may connect (`netsmith proxy`, `relay ... proxy:`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct DestinationArgs {
+    /// proxy: only: let clients reach only these targets: CIDR, PORTS or
+    /// CIDR:PORTS (repeatable). Loopback and link-local targets of a
+    /// proxy that listens beyond loopback need this.
+    #[arg(long, value_name = "RULE", value_parser = crate::proxy::server::Rule::parse)]
+    pub to_allow: Vec<crate::proxy::server::Rule>,
+    /// proxy: only: never let clients reach these targets (repeatable;
+    /// wins over --to-allow).
+    #[arg(long, value_name = "RULE", value_parser = crate::proxy::server::Rule::parse)]
+    pub to_deny: Vec<crate::proxy::server::Rule>,
 }
 
 impl RelayArgs {
@@ -143,6 +166,8 @@ pub struct RelayConfig {
     pub allow_truncation: bool,
     /// `--proxy`: TCP and `tls://` sides that connect go through it.
     pub proxy: Option<crate::proxy::Proxy>,
+    /// Who may use a `proxy:` TO, and to reach what.
+    pub policy: crate::proxy::server::Policy,
     pub quiet: bool,
 }
 
@@ -209,6 +234,7 @@ impl RelayConfig {
                  (HOST:PORT, tcp://, tls://)"
             )));
         }
+        let policy = proxy_policy(&from, &to, a)?;
         Ok(RelayConfig {
             from,
             to,
@@ -223,9 +249,71 @@ impl RelayConfig {
             connector,
             allow_truncation: a.tls.allow_truncation,
             proxy,
+            policy,
             quiet,
         })
     }
+}
+
+/// The destination policy of a `proxy:` TO. A proxy that listens beyond
+/// loopback is an open proxy unless clients must log in or are limited:
+/// it refuses to start without `--proxy-auth` (`netsmith proxy`) or
+/// `--allow`, and keeps clients off loopback and link-local targets
+/// unless `--to-allow` names them.
+fn proxy_policy(from: &Side, to: &Side, a: &RelayArgs) -> Result<crate::proxy::server::Policy> {
+    let d = &a.destinations;
+    if *to != Side::Proxy {
+        if !d.to_allow.is_empty() || !d.to_deny.is_empty() {
+            return Err(Error::usage(
+                "--to-allow and --to-deny apply to a proxy (netsmith proxy, or relay's TO proxy:)",
+            ));
+        }
+        return Ok(crate::proxy::server::Policy::default());
+    }
+    let (Side::Listen(Endpoint::Inet { host, proto, .. })
+    | Side::TlsListen(Endpoint::Inet { host, proto, .. })) = from
+    else {
+        if let Side::Listen(Endpoint::Unix { .. }) = from {
+            return Ok(crate::proxy::server::Policy {
+                allow: d.to_allow.clone(),
+                deny: d.to_deny.clone(),
+                ..Default::default()
+            });
+        }
+        return Err(Error::usage(format!(
+            "TO proxy: needs a listening FROM (tcp-listen:, tls-listen:, unix-listen:), not \"{from}\""
+        )));
+    };
+    if *proto != Proto::Tcp {
+        return Err(Error::usage(
+            "a proxy listens on TCP: use tcp-listen:[ADDR:]PORT",
+        ));
+    }
+    let beyond = match host {
+        crate::endpoint::Host::Ip(ip) => !crate::net::is_loopback(*ip),
+        crate::endpoint::Host::Name(name) => name != "localhost",
+    };
+    let credentials = a
+        .server_credentials
+        .as_deref()
+        .map(|c| {
+            c.split_once(':')
+                .map(|(u, p)| (u.to_string(), p.to_string()))
+                .ok_or_else(|| Error::usage("invalid --proxy-auth: write USER:PASS"))
+        })
+        .transpose()?;
+    if beyond && credentials.is_none() && a.limits.allow.is_empty() {
+        return Err(Error::usage(format!(
+            "refusing to run an open proxy on {host}: anyone who reaches it could use it; \
+             give --proxy-auth USER:PASS or --allow CIDR, or listen on 127.0.0.1"
+        )));
+    }
+    Ok(crate::proxy::server::Policy {
+        credentials,
+        allow: d.to_allow.clone(),
+        deny: d.to_deny.clone(),
+        guard_local: beyond,
+    })
 }
 
 /// An error about `side`'s program, naming the side as the user wrote it.
@@ -423,7 +511,16 @@ async fn client(stream: Stream, peer: Peer, id: u64, cfg: Arc<RelayConfig>) {
             return;
         }
     };
-    let to = match open(&cfg.to, &cfg).await {
+    let mut stream = stream;
+    let opened = if cfg.to == Side::Proxy {
+        let label = format!("#{id} {peer}");
+        crate::proxy::server::accept(&mut stream, &cfg.policy, &cfg.resolve, cfg.timeout, &label)
+            .await
+            .map(Io::Net)
+    } else {
+        open(&cfg.to, &cfg).await
+    };
+    let to = match opened {
         Ok(to) => to,
         Err(e) => {
             tracing::warn!("#{id} {peer}: {e}; client closed");
@@ -432,7 +529,11 @@ async fn client(stream: Stream, peer: Peer, id: u64, cfg: Arc<RelayConfig>) {
     };
     match join(Io::Net(stream), to, &cfg, &format!("#{id} {peer}")).await {
         Ok((up, down)) => {
-            tracing::info!("#{id} closed: {up} bytes to {}, {down} bytes back", cfg.to);
+            let to = match &cfg.to {
+                Side::Proxy => "its target".to_string(),
+                to => to.to_string(),
+            };
+            tracing::info!("#{id} closed: {up} bytes to {to}, {down} bytes back");
         }
         Err(e) => tracing::info!("#{id} ended: {e}; both sides closed"),
     }
@@ -478,9 +579,13 @@ async fn open(side: &Side, cfg: &RelayConfig) -> Result<Io> {
         Side::Exec(argv) => io::exec(argv),
         Side::Shell(line) => io::shell(line),
         Side::Stdio => Ok(io::stdio()),
-        Side::Listen(_) | Side::Connect(_) | Side::TlsListen(_) | Side::TlsConnect(_) => Err(
-            Error::usage(format!("\"{side}\" cannot be opened as one stream")),
-        ),
+        Side::Listen(_)
+        | Side::Connect(_)
+        | Side::TlsListen(_)
+        | Side::TlsConnect(_)
+        | Side::Proxy => Err(Error::usage(format!(
+            "\"{side}\" cannot be opened as one stream"
+        ))),
     }
 }
 

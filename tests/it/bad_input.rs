@@ -662,6 +662,25 @@ const CASES: &[(&[&str], i32, &[&str])] = &[
         &["carries TCP", "tcp://"],
     ),
     (
+        &["proxy", "0.0.0.0:0"],
+        2,
+        &[
+            "refusing to run an open proxy on 0.0.0.0",
+            "--proxy-auth",
+            "--allow",
+        ],
+    ),
+    (
+        &["proxy", "0", "--to-allow", "10.0.0.0/33"],
+        2,
+        &["\"10.0.0.0/33\"", "CIDR:PORTS"],
+    ),
+    (
+        &["relay", "--to-deny", "22", "tcp-listen:0", "127.0.0.1:1"],
+        2,
+        &["--to-deny", "proxy:"],
+    ),
+    (
         &["-z", "--proxy", "socks5://127.0.0.1:1", "127.0.0.1", "22"],
         2,
         &["--zero-io", "--proxy"],

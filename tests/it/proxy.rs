@@ -340,3 +340,285 @@ fn relay_reaches_its_target_through_the_proxy() {
     let out = util::run(&["connect", &relay_addr], &data);
     intact(&out, &data);
 }
+
+// netsmith as the proxy.
+
+/// `netsmith proxy 0` with `extra` flags: the process and its port.
+fn netsmith_proxy(extra: &[&str]) -> (Proc, u16) {
+    let mut args = vec!["proxy", "0"];
+    args.extend(extra);
+    let mut p = util::spawn(&args);
+    let port = p.port();
+    (p, port)
+}
+
+/// An HTTP server for one file, `/file`: the process and its port.
+fn http_server(dir: &std::path::Path) -> (Proc, u16) {
+    const SCRIPT: &str = r#"
+import http.server, os, sys
+os.chdir(sys.argv[1])
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+print("port", s.server_port, file=sys.stderr, flush=True)
+s.serve_forever()
+"#;
+    let dir = dir.to_str().unwrap();
+    let mut p = util::spawn_cmd(util::require("python3"), &["-c", SCRIPT, dir]);
+    let line = p.wait_stderr("port ");
+    let port = line.trim_start_matches("port ").trim().parse().unwrap();
+    (p, port)
+}
+
+/// A SOCKS5 CONNECT to 127.0.0.1:`to` through the proxy on `proxy`,
+/// written by hand, then `payload` echoed back.
+fn socks5_echo(proxy: u16, to: u16, payload: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", proxy))?;
+    s.set_read_timeout(Some(util::WAIT))?;
+    s.write_all(&[5, 1, 0])?;
+    let mut choice = [0u8; 2];
+    s.read_exact(&mut choice)?;
+    assert_eq!(choice, [5, 0]);
+    let mut request = vec![5, 1, 0, 1, 127, 0, 0, 1];
+    request.extend(to.to_be_bytes());
+    s.write_all(&request)?;
+    let mut reply = [0u8; 10];
+    s.read_exact(&mut reply)?;
+    assert_eq!(reply[..4], [5, 0, 0, 1], "{reply:?}");
+    s.write_all(payload)?;
+    s.shutdown(std::net::Shutdown::Write)?;
+    let mut back = Vec::new();
+    s.read_to_end(&mut back)?;
+    Ok(back)
+}
+
+#[test]
+fn netsmith_proxy_serves_curl_nc_ncat_and_netsmith_on_one_port() {
+    let (_proxy, port) = netsmith_proxy(&[]);
+    let (_echo, addr) = echo();
+    let echo_port = addr.rsplit(':').next().unwrap();
+    let data = util::random_bytes(MIB16);
+    for url in ["socks5", "socks5h", "socks4", "socks4a", "http"] {
+        let url = format!("{url}://127.0.0.1:{port}");
+        let out = util::run(&["connect", "--proxy", &url, "localhost", echo_port], &data);
+        intact(&out, &data);
+    }
+    let proxy = format!("127.0.0.1:{port}");
+    for kind in ["5", "4", "connect"] {
+        let out = util::run_cmd(
+            util::require("nc.openbsd"),
+            &["-N", "-X", kind, "-x", &proxy, "127.0.0.1", echo_port],
+            b"through nc\n",
+        );
+        assert_eq!(out.stdout, b"through nc\n", "-X {kind}\n{}", out.dump());
+    }
+    for kind in ["socks5", "socks4", "http"] {
+        let out = util::run_cmd(
+            util::require("ncat"),
+            &[
+                "--proxy",
+                &proxy,
+                "--proxy-type",
+                kind,
+                "127.0.0.1",
+                echo_port,
+            ],
+            b"through ncat\n",
+        );
+        assert_eq!(out.stdout, b"through ncat\n", "{kind}\n{}", out.dump());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let page = util::random_bytes(1 << 20);
+    std::fs::write(dir.path().join("file"), &page).unwrap();
+    let (_web, web) = http_server(dir.path());
+    for how in [
+        vec!["--socks5-hostname", proxy.as_str()],
+        vec!["--socks4", proxy.as_str()],
+        // An absolute URI, forwarded; then the same through CONNECT (-p).
+        vec!["-x", proxy.as_str()],
+        vec!["-p", "-x", proxy.as_str()],
+    ] {
+        let mut args = vec!["-sS", "--max-time", "20"];
+        args.extend(&how);
+        let url = format!("http://localhost:{web}/file");
+        args.push(&url);
+        let out = util::run_cmd(util::require("curl"), &args, b"");
+        out.ok();
+        assert_eq!(
+            util::sha256(&out.stdout),
+            util::sha256(&page),
+            "{how:?}\n{}",
+            out.dump()
+        );
+    }
+}
+
+#[test]
+fn netsmith_proxy_auth_and_destination_policy_answer_in_each_protocol() {
+    let (_echo, addr) = echo();
+    let echo_port = addr.rsplit(':').next().unwrap();
+    let (_proxy, port) = netsmith_proxy(&["--proxy-auth", "alice:s3cret"]);
+    let at = |scheme: &str, creds: &str| format!("{scheme}://{creds}127.0.0.1:{port}");
+    let out = util::run(
+        &[
+            "connect",
+            "--proxy",
+            &at("socks5", "alice:s3cret@"),
+            "127.0.0.1",
+            echo_port,
+        ],
+        b"hi",
+    );
+    intact(&out, b"hi");
+    let out = util::run(
+        &[
+            "connect",
+            "--proxy",
+            &at("http", "alice:s3cret@"),
+            "127.0.0.1",
+            echo_port,
+        ],
+        b"hi",
+    );
+    intact(&out, b"hi");
+    for (url, words) in [
+        (at("socks5", ""), "needs credentials"),
+        (
+            at("socks5", "alice:x@"),
+            "the user name or password is wrong",
+        ),
+        (at("http", ""), "407 Proxy Authentication Required"),
+        (at("http", "alice:x@"), "407"),
+        (at("socks4", ""), "request rejected"),
+    ] {
+        let out = util::run(&["connect", "--proxy", &url, "127.0.0.1", echo_port], b"hi");
+        refused(&out, &[words]);
+    }
+
+    let (_proxy, port) = netsmith_proxy(&["--to-deny", echo_port]);
+    for (scheme, words) in [
+        (
+            "socks5",
+            "connection not allowed by the proxy's rules (SOCKS5 reply 2)",
+        ),
+        ("socks4", "request rejected"),
+        ("http", "403 Forbidden"),
+    ] {
+        let url = format!("{scheme}://127.0.0.1:{port}");
+        let out = util::run(&["connect", "--proxy", &url, "127.0.0.1", echo_port], b"hi");
+        refused(&out, &[words]);
+    }
+    let closed = util::free_port().to_string();
+    let url = format!("socks5://127.0.0.1:{port}");
+    refused(
+        &util::run(&["connect", "--proxy", &url, "127.0.0.1", &closed], b"hi"),
+        &["connection refused (SOCKS5 reply 5)"],
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    refused(
+        &util::run(&["connect", "--proxy", &url, "127.0.0.1", &closed], b"hi"),
+        &["502 Bad Gateway"],
+    );
+}
+
+#[test]
+fn netsmith_proxy_answers_malformed_handshakes_and_keeps_serving() {
+    use std::io::{Read, Write};
+    let (mut proxy, port) = netsmith_proxy(&["-v"]);
+    let (_echo, addr) = echo();
+    let echo_port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+    let long_user: Vec<u8> = [&[4u8, 1, 0, 80, 127, 0, 0, 1][..], &[b'u'; 300]].concat();
+    let long_header = vec![b'X'; 17 * 1024];
+    let cases: Vec<(&str, Vec<u8>, &[u8])> = vec![
+        ("SOCKS5 cut short", vec![5], b""),
+        (
+            "SOCKS5 request of version 4",
+            vec![5, 1, 0, 4, 1, 0, 1, 127, 0, 0, 1, 0, 80],
+            &[5, 0, 5, 1],
+        ),
+        (
+            "SOCKS5 BIND",
+            vec![5, 1, 0, 5, 2, 0, 1, 127, 0, 0, 1, 0, 80],
+            &[5, 0, 5, 7],
+        ),
+        (
+            "SOCKS5 address type 9",
+            vec![5, 1, 0, 5, 1, 0, 9],
+            &[5, 0, 5, 8],
+        ),
+        ("SOCKS5 with no usable method", vec![5, 1, 2], &[5, 0xff]),
+        (
+            "SOCKS5 name with a space",
+            [&[5u8, 1, 0, 5, 1, 0, 3, 3][..], b"a b", &[0, 80]].concat(),
+            &[5, 0, 5, 4],
+        ),
+        ("SOCKS4 user id of 300 bytes", long_user, &[0, 0x5b]),
+        (
+            "HTTP origin-form request",
+            b"GET / HTTP/1.1\r\n\r\n".to_vec(),
+            b"HTTP/1.1 400",
+        ),
+        (
+            "HTTP CONNECT without a port",
+            b"CONNECT nohost HTTP/1.1\r\n\r\n".to_vec(),
+            b"HTTP/1.1 400",
+        ),
+        ("HTTP header of 17 KiB", long_header, b"HTTP/1.1 400"),
+        ("TLS client hello", vec![0x16, 3, 1, 0, 5], b""),
+    ];
+    let mut failures = Vec::new();
+    for (what, bytes, want) in &cases {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(util::WAIT)).unwrap();
+        let _ = s.write_all(bytes);
+        let _ = s.shutdown(std::net::Shutdown::Write);
+        let mut got = Vec::new();
+        let ended = s.read_to_end(&mut got);
+        if !got.starts_with(want) || ended.is_err() && got.is_empty() && !want.is_empty() {
+            failures.push(format!(
+                "{what}: got {got:?}, want {want:?} first ({ended:?})"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // A client that sends its handshake a byte at a time is served.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(util::WAIT)).unwrap();
+    let mut request = vec![5, 1, 0, 5, 1, 0, 1, 127, 0, 0, 1];
+    request.extend(echo_port.to_be_bytes());
+    for b in &request {
+        s.write_all(&[*b]).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut reply = [0u8; 12];
+    s.read_exact(&mut reply).unwrap();
+    assert_eq!(reply[..4], [5, 0, 5, 0]);
+    drop(s);
+    // And the proxy goes on serving.
+    assert_eq!(
+        socks5_echo(port, echo_port, b"still here").unwrap(),
+        b"still here"
+    );
+    proxy.wait_stderr("SOCKS5 to 127.0.0.1:");
+}
+
+#[test]
+fn netsmith_proxy_serves_200_clients_at_once() {
+    let (_proxy, port) = netsmith_proxy(&[]);
+    let (_echo, addr) = echo();
+    let echo_port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+    let clients: Vec<_> = (0..200u32)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let payload: Vec<u8> = (0..4096u32).map(|j| (i ^ j) as u8).collect();
+                let back = socks5_echo(port, echo_port, &payload).unwrap();
+                back == payload
+            })
+        })
+        .collect();
+    let ok = clients
+        .into_iter()
+        .map(|c| c.join().unwrap_or(false))
+        .filter(|ok| *ok)
+        .count();
+    assert_eq!(ok, 200);
+}

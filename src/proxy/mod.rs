@@ -19,6 +19,8 @@ use clap::{Args, ValueEnum};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+pub mod server;
+
 use crate::endpoint::{self, Host};
 use crate::error::{Error, Result};
 use crate::net::{Resolve, dial};
