@@ -65,7 +65,9 @@ fn expect(s: &mut TcpStream, want: &[u8]) {
 
 #[test]
 fn broker_relays_each_clients_bytes_to_every_other_client_never_back() {
-    let (mut server, port) = broker(&["--broker"]);
+    // nc's spelling: -l with ncat's --broker.
+    let mut server = util::spawn(&["-lv", "--broker", "0"]);
+    let port = server.port();
     let mut c = clients(&mut server, port, 3);
     let payload = util::random_bytes(8 << 20);
     let want = util::sha256(&payload);
