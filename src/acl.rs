@@ -13,10 +13,19 @@
 //! every IPv4 client; `::/0` matches every client of either family (it
 //! holds every `::ffff:` address), while `0.0.0.0/0` matches no IPv6
 //! client. An IPv6 client (`::1`) has only its own form.
+//!
+//! `--allowfile FILE` and `--denyfile FILE` (ncat's) add the rules listed
+//! in a file: one address or CIDR block per line (several on a line,
+//! separated by blanks, are taken too), `#` starting a comment to the end
+//! of the line, blank lines ignored. A line that is not an address stops
+//! the command (exit 2) with the file, the line number and the value.
 
 use std::net::IpAddr;
+use std::path::Path;
 
 use ipnet::IpNet;
+
+use crate::error::{Error, Result};
 
 /// Allow and deny lists.
 #[derive(Clone, Debug, Default)]
@@ -54,6 +63,37 @@ fn forms(ip: IpAddr) -> [Option<IpAddr>; 2] {
         Some(v4) => [Some(IpAddr::V4(v4)), Some(IpAddr::V6(v4.to_ipv6_mapped()))],
         None => [Some(ip), None],
     }
+}
+
+/// The rules listed in `path` (see the module docs): a missing or
+/// unreadable file, or a line that is not an address or CIDR block, is
+/// bad input (exit 2) named by `flag`, file and line.
+pub fn read_rules(flag: &str, path: &Path) -> Result<Vec<IpNet>> {
+    let text = std::fs::read(path).map_err(|e| Error::Local {
+        what: format!("{flag} {}", path.display()),
+        reason: crate::error::describe_io(&e),
+    })?;
+    parse_rules(&String::from_utf8_lossy(&text)).map_err(|(line, value)| {
+        Error::usage(format!(
+            "{flag} {}:{line}: invalid address \"{}\": write one address or CIDR block \
+             per line (10.0.0.1, 10.0.0.0/8, fd00::/8), # for comments",
+            path.display(),
+            crate::error::printable(&value)
+        ))
+    })
+}
+
+/// The rules in a file's text, or the first bad value and its line
+/// number (from 1).
+fn parse_rules(text: &str) -> Result<Vec<IpNet>, (usize, String)> {
+    let mut rules = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or_default();
+        for word in line.split_whitespace() {
+            rules.push(parse_cidr(word).map_err(|_| (n + 1, word.to_string()))?);
+        }
+    }
+    Ok(rules)
 }
 
 /// Parses a CIDR block (`10.0.0.0/8`, `fd00::/8`) or a single address.
@@ -136,6 +176,22 @@ mod tests {
         let a = acl(&[], &["0.0.0.0/0"]);
         assert!(a.admits("::7f00:1".parse().unwrap()));
         assert!(a.admits("64:ff9b::7f00:1".parse().unwrap()));
+    }
+
+    #[test]
+    fn rule_files_take_comments_blanks_and_name_the_bad_line() {
+        let text = "# office\n\n10.0.0.0/8   # the lab\n  ::1 192.168.1.7\n\t\n";
+        let rules: Vec<String> = parse_rules(text)
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(rules, ["10.0.0.0/8", "::1/128", "192.168.1.7/32"]);
+        assert_eq!(
+            parse_rules("127.0.0.1\n\n10.0.0.0/33 # typo\n"),
+            Err((3, "10.0.0.0/33".to_string()))
+        );
+        assert_eq!(parse_rules("").unwrap(), []);
     }
 
     #[test]

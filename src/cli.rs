@@ -3,6 +3,7 @@
 //! `netsmith -u host 53`) rewritten to their commands.
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Arg, ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -164,30 +165,67 @@ impl SessionArgs {
     }
 }
 
-/// The limits every server takes (`serve`, `relay`), declared once so the
-/// flags read the same in both.
+/// Who a server serves and how many at once, ncat's access flags, declared
+/// once for every server (`listen`, `serve`, `relay`).
 #[derive(Debug, Args, Clone)]
-pub struct LimitArgs {
+pub struct AccessArgs {
     /// Most connections served at once (default: as many as the descriptor
-    /// limit allows, keeping 64 spare).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    /// limit allows, keeping 64 spare); others wait in the backlog.
+    #[arg(short = 'm', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_conns: Option<u32>,
-    /// Close a connection after this long without progress either way.
-    #[arg(short = 'i', long, value_name = "DUR", value_parser = timeout, default_value = "2m")]
-    pub idle_timeout: Duration,
     /// Serve only clients in this block (repeatable).
     #[arg(long, value_name = "CIDR", value_parser = crate::acl::parse_cidr)]
     pub allow: Vec<ipnet::IpNet>,
     /// Refuse clients in this block (repeatable; wins over --allow).
     #[arg(long, value_name = "CIDR", value_parser = crate::acl::parse_cidr)]
     pub deny: Vec<ipnet::IpNet>,
+    /// As --allow, for each address or CIDR block listed in FILE (one a
+    /// line, # comments).
+    #[arg(long, value_name = "FILE")]
+    pub allowfile: Vec<PathBuf>,
+    /// As --deny, for each address or CIDR block listed in FILE (one a
+    /// line, # comments).
+    #[arg(long, value_name = "FILE")]
+    pub denyfile: Vec<PathBuf>,
 }
 
-impl LimitArgs {
-    /// The `--allow`/`--deny` lists.
-    pub fn acl(&self) -> crate::acl::Acl {
-        crate::acl::Acl::new(self.allow.clone(), self.deny.clone())
+impl AccessArgs {
+    /// The `--allow`/`--deny` lists, with the files' rules added.
+    ///
+    /// # Errors
+    ///
+    /// A file that cannot be read, or a line in it that is not an address
+    /// or CIDR block (exit 2, naming the file and line).
+    pub fn acl(&self) -> crate::Result<crate::acl::Acl> {
+        let (mut allow, mut deny) = (self.allow.clone(), self.deny.clone());
+        for path in &self.allowfile {
+            allow.extend(crate::acl::read_rules("--allowfile", path)?);
+        }
+        for path in &self.denyfile {
+            deny.extend(crate::acl::read_rules("--denyfile", path)?);
+        }
+        Ok(crate::acl::Acl::new(allow, deny))
     }
+
+    /// Whether any rule was given (an empty `--allowfile` counts: it
+    /// allows nobody).
+    pub fn filters(&self) -> bool {
+        !(self.allow.is_empty()
+            && self.deny.is_empty()
+            && self.allowfile.is_empty()
+            && self.denyfile.is_empty())
+    }
+}
+
+/// The limits every long-running server takes (`serve`, `relay`): the
+/// access flags and an idle timeout.
+#[derive(Debug, Args, Clone)]
+pub struct LimitArgs {
+    #[command(flatten)]
+    pub access: AccessArgs,
+    /// Close a connection after this long without progress either way.
+    #[arg(short = 'i', long, value_name = "DUR", value_parser = timeout, default_value = "2m")]
+    pub idle_timeout: Duration,
 }
 
 /// clap value parser for durations (`250ms`, `2s`, bare seconds).
@@ -276,7 +314,7 @@ pub fn nc_style(args: Vec<OsString>) -> Vec<OsString> {
     }
     let listen = args.iter().skip(1).any(|a| {
         a.to_str().is_some_and(|s| {
-            s == "--listen"
+            matches!(s, "--listen" | "--broker" | "--chat")
                 || (s.starts_with('-')
                     && !s.starts_with("--")
                     && s[1..].chars().all(|c| c.is_ascii_alphanumeric())
@@ -333,6 +371,15 @@ mod tests {
             os(&["n", "scan", "--input-list", "f"])
         );
         assert_eq!(nc_style(os(&["n", "bogus"])), os(&["n", "bogus"]));
+        // ncat's --broker and --chat imply -l.
+        assert_eq!(
+            nc_style(os(&["n", "--broker", "9000"])),
+            os(&["n", "listen", "--broker", "9000"])
+        );
+        assert_eq!(
+            nc_style(os(&["n", "-l", "--chat", "9000"])),
+            os(&["n", "listen", "-l", "--chat", "9000"])
+        );
     }
 
     #[test]

@@ -12,15 +12,18 @@
 //!   end-of-stream (half-close) policy; [`datagram`]: the same for datagrams.
 //! - [`tls`]: TLS client connector and server acceptor (rustls), turning
 //!   any stream into an encrypted one.
-//! - [`server`]: the accept loop, with its connection limit and EMFILE back-off.
+//! - [`server`]: the accept loop, with its connection limit and EMFILE back-off;
+//!   [`fanout`]: one stream of chunks to many clients through bounded queues.
 //! - [`connect`], [`listen`], [`serve`], [`relay`], [`scan`], [`bench`], [`sniff`],
 //!   [`resolve`], [`ping`], [`demo`]: the commands;
-//!   [`acl`]: `--allow`/`--deny`; [`proxy`]: SOCKS and HTTP CONNECT
-//!   proxies on the way out.
+//!   [`broker`]: `listen --broker`/`--chat`; [`acl`]: `--allow`/`--deny`;
+//!   [`proxy`]: SOCKS and HTTP CONNECT proxies, as client and as
+//!   `netsmith proxy`.
 //! - [`error`]: the error type and the one mapping to exit statuses.
 
 pub mod acl;
 pub mod bench;
+pub mod broker;
 pub mod cli;
 pub mod connect;
 pub mod copy;
@@ -29,6 +32,7 @@ pub mod demo;
 pub mod duration;
 pub mod endpoint;
 pub mod error;
+pub mod fanout;
 pub mod listen;
 pub mod logging;
 pub mod net;

@@ -4,25 +4,29 @@
 //! stderr ("listening on 127.0.0.1:41234"), so port 0 is usable from
 //! scripts. One client is piped to stdin/stdout with the session policy of
 //! [`crate::session`]; `-k` keeps accepting, writes what every client sends
-//! to stdout and sends stdin to every client (ncat's `-k`).
+//! to stdout and sends stdin to every client (ncat's `-k`); `--broker` and
+//! `--chat` relay the clients to each other ([`crate::broker`]).
+//! `--allow`/`--deny` (and their files) and `--max-conns` are those of
+//! every server ([`AccessArgs`]).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use clap::Args;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::cli::{FamilyArgs, SessionArgs};
+use crate::acl::Acl;
+use crate::broker;
+use crate::cli::{AccessArgs, FamilyArgs, SessionArgs};
 use crate::connect::{chunks, input};
 use crate::datagram;
 use crate::endpoint::{self, Endpoint, Host, PortZero};
 use crate::error::{Error, Result};
-use crate::net::{Datagram, Family, Listener, Resolve, Stream, bind};
+use crate::fanout::Hub;
+use crate::net::{Datagram, Family, Listener, Peer, Resolve, Stream, bind};
 use crate::services::Proto;
 use crate::session::{self, Input};
 use crate::stdio::{self, Stdout};
@@ -48,9 +52,17 @@ pub struct ListenArgs {
     /// Keep accepting: serve many clients at once; stdin goes to all of them.
     #[arg(short = 'k', long = "keep-open")]
     pub keep_open: bool,
-    /// With -k, the most clients served at once; others wait in the backlog.
-    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
-    pub max_conns: u32,
+    /// Relay every client's bytes to every other client (ncat --broker;
+    /// implies -k); stdin goes to every client, stdout gets nothing.
+    #[arg(long)]
+    pub broker: bool,
+    /// As --broker, as a chat (ncat --chat): each client is named <userN>,
+    /// its lines are prefixed with the name, control characters escaped,
+    /// joins and leaves announced.
+    #[arg(long)]
+    pub chat: bool,
+    #[command(flatten)]
+    pub access: AccessArgs,
     /// Length of the kernel's queue of pending connections.
     #[arg(long, value_name = "N", default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..))]
     pub backlog: u32,
@@ -82,7 +94,12 @@ pub struct ListenConfig {
     pub endpoint: Endpoint,
     pub resolve: Resolve,
     pub keep_open: bool,
-    pub max_conns: usize,
+    /// `--broker` or `--chat`: clients relayed to each other.
+    pub hub: Option<broker::Mode>,
+    /// `--max-conns`, or `None` for what the descriptor limit allows.
+    pub max_conns: Option<usize>,
+    /// `--allow`/`--deny` and their files.
+    pub acl: Acl,
     pub backlog: u32,
     pub timeout: Option<Duration>,
     pub quiet: bool,
@@ -143,6 +160,21 @@ impl ListenConfig {
                 }
             }
         };
+        let datagrams = matches!(
+            endpoint,
+            Endpoint::Inet {
+                proto: Proto::Udp,
+                ..
+            } | Endpoint::Unix { datagram: true, .. }
+        );
+        let hub = hub_mode(&a, datagrams)?;
+        if datagrams && a.access.filters() {
+            return Err(Error::usage(
+                "--allow/--deny/--allowfile/--denyfile apply to stream listeners: drop -u \
+                 (or udp://, unixgram:), or use `netsmith serve` or `relay` for UDP",
+            ));
+        }
+        let acl = a.access.acl()?;
         let tls = match &endpoint {
             Endpoint::Inet {
                 proto: Proto::Udp, ..
@@ -160,8 +192,10 @@ impl ListenConfig {
         Ok(ListenConfig {
             endpoint,
             resolve: a.family.resolve(),
-            keep_open: a.keep_open,
-            max_conns: a.max_conns as usize,
+            keep_open: a.keep_open || hub.is_some(),
+            hub,
+            max_conns: a.access.max_conns.map(|n| n as usize),
+            acl,
             backlog: a.backlog,
             timeout: a.timeout,
             quiet,
@@ -171,6 +205,36 @@ impl ListenConfig {
             peers: a.peers,
         })
     }
+}
+
+/// `--broker` or `--chat`, checked against the flags they leave no
+/// meaning to.
+fn hub_mode(a: &ListenArgs, datagrams: bool) -> Result<Option<broker::Mode>> {
+    let (mode, flag) = match (a.chat, a.broker) {
+        (true, _) => (broker::Mode::Chat, "--chat"),
+        (false, true) => (broker::Mode::Broker, "--broker"),
+        (false, false) => return Ok(None),
+    };
+    if datagrams {
+        return Err(Error::usage(format!(
+            "{flag} relays stream clients: drop -u (or udp://, unixgram:)"
+        )));
+    }
+    let s = &a.session;
+    let unused = [
+        (s.send.is_some(), "--send"),
+        (s.send_only, "--send-only"),
+        (s.quit_after_eof.is_some(), "-q"),
+        (s.no_shutdown, "--no-shutdown"),
+        (s.crlf, "-C/--crlf"),
+    ];
+    if let Some((_, bad)) = unused.iter().find(|(given, _)| *given) {
+        return Err(Error::usage(format!(
+            "{bad} does not apply to {flag}, which sends stdin to every client as it \
+             comes and never closes them at its end; drop {bad}"
+        )));
+    }
+    Ok(Some(mode))
 }
 
 /// Runs `listen` until its client leaves (or forever with `-k`).
@@ -261,15 +325,31 @@ pub(crate) async fn bind_addr(resolve: &Resolve, host: &Host, port: u16) -> Resu
         .ok_or_else(|| Error::Resolve(format!("{host} has no address to listen on")))
 }
 
-/// Serves stream clients: one, or many with `-k`.
+/// Serves stream clients: one, many with `-k`, or relayed to each other
+/// with `--broker`/`--chat`.
 async fn streams(cfg: &ListenConfig, listener: Listener, stdout: &Stdout) -> Result<()> {
     if cfg.keep_open {
+        let (max_conns, fd_limit) = crate::server::max_conns(cfg.max_conns, 1);
+        tracing::info!("descriptor limit {fd_limit}, serving at most {max_conns} clients at once");
+        if let Some(mode) = cfg.hub {
+            let opts = broker::Options {
+                mode,
+                acl: cfg.acl.clone(),
+                max_conns,
+                idle: cfg.args.idle_timeout,
+                hex: cfg.args.hex,
+                reads_stdin: cfg.args.reads_stdin(),
+                tls: cfg.tls.clone(),
+            };
+            broker::serve(&listener, opts).await;
+            return Ok(());
+        }
         let fanout = Fanout::start(&cfg.args);
         let mut opts = cfg.args.options();
         opts.label_hex = true;
         opts.allow_truncation = cfg.allow_truncation;
         let opts = Arc::new(opts);
-        let limit = Arc::new(tokio::sync::Semaphore::new(cfg.max_conns));
+        let limit = Arc::new(tokio::sync::Semaphore::new(max_conns));
         // Cancelled when stdout fails: with no stdout (`| head`) there is
         // nothing left to listen for.
         let (tracker, stop) = (TaskTracker::new(), CancellationToken::new());
@@ -279,9 +359,14 @@ async fn streams(cfg: &ListenConfig, listener: Listener, stdout: &Stdout) -> Res
             let _ = stdio::ended().await;
             watcher.cancel();
         });
+        let mut next_id = 0;
         crate::server::accept_loop(&listener, limit, &tracker, &stop, |stream, peer| {
+            if !crate::server::admitted(&cfg.acl, &stream, &peer) {
+                return None;
+            }
             let peer = peer.to_string();
-            let (input, dropped) = fanout.subscribe(&peer);
+            next_id += 1;
+            let (input, dropped) = fanout.subscribe(next_id, &peer);
             let out = stdout.clone();
             let opts = opts.clone();
             let tls = cfg.tls.clone();
@@ -310,8 +395,8 @@ async fn streams(cfg: &ListenConfig, listener: Listener, stdout: &Stdout) -> Res
         // `crate::run` reports it (exit 1).
         return Ok(());
     }
-    let accepted = match cfg.timeout {
-        Some(limit) => tokio::time::timeout(limit, listener.accept())
+    let (stream, peer) = match cfg.timeout {
+        Some(limit) => tokio::time::timeout(limit, accept_admitted(cfg, &listener))
             .await
             .map_err(|_| {
                 Error::Silence(format!(
@@ -319,9 +404,8 @@ async fn streams(cfg: &ListenConfig, listener: Listener, stdout: &Stdout) -> Res
                     crate::duration::show(limit)
                 ))
             })?,
-        None => listener.accept().await,
-    };
-    let (stream, peer) = accepted.map_err(|e| Error::io("accept a connection", &e))?;
+        None => accept_admitted(cfg, &listener).await,
+    }?;
     // Like nc: one client, so stop listening; later clients are refused.
     drop(listener);
     tracing::info!("connection from {peer}");
@@ -337,6 +421,20 @@ async fn streams(cfg: &ListenConfig, listener: Listener, stdout: &Stdout) -> Res
     }
 }
 
+/// The first client that `--allow`/`--deny` admit (as ncat: a refused one
+/// is turned away and listening goes on).
+async fn accept_admitted(cfg: &ListenConfig, listener: &Listener) -> Result<(Stream, Peer)> {
+    loop {
+        let (stream, peer) = listener
+            .accept()
+            .await
+            .map_err(|e| Error::io("accept a connection", &e))?;
+        if crate::server::admitted(&cfg.acl, &stream, &peer) {
+            return Ok((stream, peer));
+        }
+    }
+}
+
 /// The TLS handshake on an accepted stream, when `--tls` asks for one.
 async fn secure(tls: Option<&Acceptor>, stream: Stream, peer: &str) -> Result<Stream> {
     match tls {
@@ -345,138 +443,47 @@ async fn secure(tls: Option<&Acceptor>, stream: Stream, peer: &str) -> Result<St
     }
 }
 
-/// Sends stdin to every connected client (`listen -k`). Each client gets
-/// its own bounded queue ([`CLIENT_QUEUE`] chunks) and every chunk is
-/// delivered to every client connected when it was read: a slow client
-/// slows stdin down, for at most [`CLIENT_STALL`]. A client whose queue
-/// stays full that long (it does not read) is dropped, and said on stderr,
-/// so that one client cannot stop stdin for all; the others miss nothing.
-/// At stdin EOF every client's write side is shut down, and later clients
-/// get EOF at once.
+/// Sends stdin to every connected client (`listen -k`) through a [`Hub`]
+/// (bounded queues; a client that does not read is dropped, the others
+/// miss nothing). At stdin EOF every client's write side is shut down, and
+/// later clients get EOF at once.
 struct Fanout {
-    /// `None` once stdin has ended.
-    clients: Arc<Mutex<Option<Vec<Client>>>>,
+    hub: Hub,
     /// `--send TEXT`: each client gets the text instead of stdin.
     text: Option<String>,
     /// Whether stdin is read at all (not with `--recv-only`).
     reads_stdin: bool,
 }
 
-/// One client's queue of stdin chunks, and the token that drops it.
-#[derive(Clone)]
-struct Client {
-    tx: mpsc::Sender<std::io::Result<Bytes>>,
-    /// Cancelled when the client falls behind: its session ends.
-    dropped: CancellationToken,
-    peer: String,
-}
-
-/// Chunks queued for one client before stdin waits for it.
-const CLIENT_QUEUE: usize = 16;
-
-/// How long stdin waits for a client whose queue is full before dropping
-/// it: long enough for a live client on a slow path to take one more
-/// chunk (the queue and the socket buffers hold over a megabyte), short
-/// enough that the other clients are not kept waiting for long.
-pub const CLIENT_STALL: Duration = Duration::from_secs(5);
-
 impl Fanout {
     fn start(args: &SessionArgs) -> Fanout {
-        let clients: Arc<Mutex<Option<Vec<Client>>>> = Arc::new(Mutex::new(Some(Vec::new())));
+        let hub = Hub::new("listen -k");
         if args.reads_stdin() {
-            let mut rx = stdio::stdin_chunks();
-            let shared = clients.clone();
+            let hub = hub.clone();
             tokio::spawn(async move {
-                while let Some(chunk) = rx.recv().await {
-                    let Ok(bytes) = chunk else { break };
-                    let targets = shared
-                        .lock()
-                        .map(|g| g.clone().unwrap_or_default())
-                        .unwrap_or_default();
-                    deliver(&targets, &bytes).await;
-                    if let Ok(mut guard) = shared.lock()
-                        && let Some(list) = guard.as_mut()
-                    {
-                        list.retain(Client::live);
-                    }
-                }
-                if let Ok(mut guard) = shared.lock() {
-                    *guard = None;
-                }
+                hub.feed(None, stdio::stdin_chunks(), Some).await;
+                hub.close();
             });
         }
         Fanout {
-            clients,
+            hub,
             text: args.send.clone(),
             reads_stdin: args.reads_stdin(),
         }
     }
 
-    /// The input of a new client's session, and the token cancelled if
-    /// the client is dropped for falling behind.
-    fn subscribe(&self, peer: &str) -> (Input, CancellationToken) {
-        let dropped = CancellationToken::new();
+    /// The input of client `id`'s session, and the token cancelled if the
+    /// client is dropped for falling behind.
+    fn subscribe(&self, id: u64, peer: &str) -> (Input, CancellationToken) {
         if let Some(text) = &self.text {
-            return (
-                Box::new(std::io::Cursor::new(text.clone().into_bytes())),
-                dropped,
-            );
+            let text = std::io::Cursor::new(text.clone().into_bytes());
+            return (Box::new(text), CancellationToken::new());
         }
         if !self.reads_stdin {
             // --recv-only: nothing to send, nothing to keep per client.
-            return (Box::new(tokio::io::empty()), dropped);
+            return (Box::new(tokio::io::empty()), CancellationToken::new());
         }
-        let (tx, rx) = mpsc::channel(CLIENT_QUEUE);
-        if let Ok(mut guard) = self.clients.lock()
-            && let Some(list) = guard.as_mut()
-        {
-            // Clients that left are dropped here too, not only when stdin
-            // next delivers: an idle stdin must not make the list grow.
-            list.retain(Client::live);
-            list.push(Client {
-                tx,
-                dropped: dropped.clone(),
-                peer: peer.to_string(),
-            });
-        }
-        (Box::new(stdio::reader(rx)), dropped)
-    }
-}
-
-impl Client {
-    /// Still connected and not dropped.
-    fn live(&self) -> bool {
-        !self.tx.is_closed() && !self.dropped.is_cancelled()
-    }
-}
-
-/// Queues `bytes` for every client: at once where there is room, else
-/// waiting for room until [`CLIENT_STALL`] has passed (one deadline for
-/// all, so several stalled clients cost one stall); a client still full
-/// then is dropped.
-async fn deliver(targets: &[Client], bytes: &Bytes) {
-    use tokio::sync::mpsc::error::TrySendError;
-    let mut full = Vec::new();
-    for client in targets.iter().filter(|c| c.live()) {
-        match client.tx.try_send(Ok(bytes.clone())) {
-            Ok(()) | Err(TrySendError::Closed(_)) => {}
-            Err(TrySendError::Full(item)) => full.push((client, item)),
-        }
-    }
-    let deadline = tokio::time::Instant::now() + CLIENT_STALL;
-    for (client, item) in full {
-        if tokio::time::timeout_at(deadline, client.tx.send(item))
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                "netsmith: {}: dropped: its queue of stdin ({} chunks) stayed full for {} \
-                 (listen -k); the other clients go on",
-                client.peer,
-                CLIENT_QUEUE,
-                crate::duration::show(CLIENT_STALL)
-            );
-            client.dropped.cancel();
-        }
+        let (joined, _) = self.hub.join(id, peer);
+        (Box::new(stdio::reader(joined.chunks)), joined.dropped)
     }
 }

@@ -16,8 +16,27 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::acl::Acl;
 use crate::error::describe_io;
 use crate::net::{Accepted, Listener, Peer, Stream};
+
+/// Descriptors a server keeps free for everything that is not a client
+/// connection (its listeners, stdio, the runtime, a resolver).
+const RESERVED_FDS: u64 = 64;
+
+/// The fewest connections a server serves at once by default, however low
+/// the descriptor limit.
+const MIN_MAX_CONNS: u64 = 16;
+
+/// The most connections a server serves at once: `given` (`--max-conns`),
+/// or as many as the descriptor limit (raised to its hard limit here)
+/// allows at `fds_per_conn` descriptors each, keeping [`RESERVED_FDS`]
+/// spare. Also returns the limit, for the log line.
+pub fn max_conns(given: Option<usize>, fds_per_conn: u64) -> (usize, u64) {
+    let fd_limit = crate::net::raise_fd_limit();
+    let budget = (fd_limit.saturating_sub(RESERVED_FDS) / fds_per_conn.max(1)).max(MIN_MAX_CONNS);
+    (given.unwrap_or(budget as usize), fd_limit)
+}
 
 /// The first pause after a failed accept.
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
@@ -112,6 +131,23 @@ pub async fn accept_unregistered<F, Fut>(
             }
         }
     }
+}
+
+/// Whether `--allow`/`--deny` admit `peer` (Unix peers always are). A
+/// refused client's connection is set to end with a reset when dropped
+/// (see [`crate::net::Accepted::refuse`]).
+pub fn admitted(acl: &Acl, stream: &Stream, peer: &Peer) -> bool {
+    let ok = match peer {
+        Peer::Inet(addr) => acl.admits(addr.ip()),
+        Peer::Unix(_) => true,
+    };
+    if !ok {
+        tracing::info!("refused {peer}: not allowed");
+        if let Some(reset) = stream.reset_handle() {
+            reset.reset();
+        }
+    }
+    ok
 }
 
 /// Errors about one client that went away before we accepted it; the next

@@ -56,9 +56,6 @@ pub use tls::RelayTlsArgs;
 /// Pending connections the kernel queues on a listening FROM.
 const LISTEN_BACKLOG: u32 = 1024;
 
-/// Descriptors kept free for everything that is not a relayed connection.
-const RESERVED_FDS: u64 = 64;
-
 /// Descriptors one relayed connection may hold: two sockets, and a pipe
 /// (two descriptors) per direction when spliced.
 const FDS_PER_CONN: u64 = 6;
@@ -239,9 +236,9 @@ impl RelayConfig {
             from,
             to,
             resolve: a.family.resolve(),
-            max_conns: a.limits.max_conns.map(|n| n as usize),
+            max_conns: a.limits.access.max_conns.map(|n| n as usize),
             idle: a.limits.idle_timeout,
-            acl: a.limits.acl(),
+            acl: a.limits.access.acl()?,
             timeout: a.timeout,
             hex,
             splice: !a.no_splice,
@@ -302,10 +299,11 @@ fn proxy_policy(from: &Side, to: &Side, a: &RelayArgs) -> Result<crate::proxy::s
                 .ok_or_else(|| Error::usage("invalid --proxy-auth: write USER:PASS"))
         })
         .transpose()?;
-    if beyond && credentials.is_none() && a.limits.allow.is_empty() {
+    let limited = !a.limits.access.allow.is_empty() || !a.limits.access.allowfile.is_empty();
+    if beyond && credentials.is_none() && !limited {
         return Err(Error::usage(format!(
             "refusing to run an open proxy on {host}: anyone who reaches it could use it; \
-             give --proxy-auth USER:PASS or --allow CIDR, or listen on 127.0.0.1"
+             give --proxy-auth USER:PASS or --allow CIDR (--allowfile FILE), or listen on 127.0.0.1"
         )));
     }
     Ok(crate::proxy::server::Policy {
@@ -390,10 +388,7 @@ pub async fn run(cfg: RelayConfig) -> Result<()> {
         tracing::info!("done: {up} bytes to {}, {down} bytes back", cfg.to);
         return Ok(());
     };
-    let fd_limit = crate::net::raise_fd_limit();
-    let max = cfg
-        .max_conns
-        .unwrap_or_else(|| (fd_limit.saturating_sub(RESERVED_FDS) / FDS_PER_CONN).max(16) as usize);
+    let (max, fd_limit) = crate::server::max_conns(cfg.max_conns, FDS_PER_CONN);
     tracing::info!("descriptor limit {fd_limit}, relaying at most {max} connections at once");
     match endpoint {
         Endpoint::Inet { proto, host, port } => {
@@ -452,7 +447,7 @@ async fn serve(listener: &Listener, cfg: &Arc<RelayConfig>, max: usize) -> Resul
                 .accept()
                 .await
                 .map_err(|e| Error::io("accept a connection", &e))?;
-            if admitted(cfg, &stream, &peer) {
+            if crate::server::admitted(&cfg.acl, &stream, &peer) {
                 let stream = terminate(cfg, stream, &peer).await?;
                 let to = open(&cfg.to, cfg).await?;
                 return stdio_outcome(join(Io::Net(stream), to, cfg, &format!("#1 {peer}")).await)
@@ -463,7 +458,7 @@ async fn serve(listener: &Listener, cfg: &Arc<RelayConfig>, max: usize) -> Resul
     let limit = Arc::new(Semaphore::new(max));
     let (tracker, forever) = (TaskTracker::new(), CancellationToken::new());
     crate::server::accept_loop(listener, limit, &tracker, &forever, |stream, peer| {
-        if !admitted(cfg, &stream, &peer) {
+        if !crate::server::admitted(&cfg.acl, &stream, &peer) {
             return None;
         }
         let id = next_id.fetch_add(1, Ordering::Relaxed);
@@ -471,23 +466,6 @@ async fn serve(listener: &Listener, cfg: &Arc<RelayConfig>, max: usize) -> Resul
     })
     .await;
     Ok(())
-}
-
-/// Whether `--allow`/`--deny` admit `peer` (Unix peers always are). A
-/// refused client's connection is set to end with a reset when dropped
-/// (see [`crate::net::Accepted::refuse`]).
-fn admitted(cfg: &RelayConfig, stream: &Stream, peer: &Peer) -> bool {
-    let ok = match peer {
-        Peer::Inet(addr) => cfg.acl.admits(addr.ip()),
-        Peer::Unix(_) => true,
-    };
-    if !ok {
-        tracing::info!("refused {peer}: not allowed");
-        if let Some(reset) = stream.reset_handle() {
-            reset.reset();
-        }
-    }
-    ok
 }
 
 /// The server handshake on an accepted client of a `tls-listen:` FROM

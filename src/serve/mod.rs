@@ -34,9 +34,6 @@ use handlers::Ctx;
 use proto::{DaytimeFormat, Service};
 use stats::Stats;
 
-/// Descriptors kept free for everything that is not a client connection.
-const RESERVED_FDS: u64 = 64;
-
 /// Pending connections the kernel queues per listener.
 const LISTEN_BACKLOG: u32 = 1024;
 
@@ -193,9 +190,9 @@ impl ServeConfig {
             },
             unix: a.unix,
             bind,
-            max_conns: a.limits.max_conns.map(|n| n as usize),
+            max_conns: a.limits.access.max_conns.map(|n| n as usize),
             idle: a.limits.idle_timeout,
-            acl: a.limits.acl(),
+            acl: a.limits.access.acl()?,
             grace: a.grace,
             json: a.json,
             quotes: Arc::new(quotes),
@@ -276,10 +273,7 @@ fn bind_all(cfg: &ServeConfig) -> Result<Bound> {
 /// Runs the services until `stop` is cancelled, then drains and returns
 /// the totals report.
 pub async fn run(cfg: ServeConfig, stop: CancellationToken) -> Result<String> {
-    let fd_limit = crate::net::raise_fd_limit();
-    let max_conns = cfg
-        .max_conns
-        .unwrap_or_else(|| fd_limit.saturating_sub(RESERVED_FDS).max(16) as usize);
+    let (max_conns, fd_limit) = crate::server::max_conns(cfg.max_conns, 1);
     tracing::info!("descriptor limit {fd_limit}, serving at most {max_conns} connections at once");
     let Bound {
         sockets,
