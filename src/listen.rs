@@ -243,7 +243,11 @@ async fn bind(cfg: &ListenConfig) -> Result<(Bound, Option<bind::SocketFile>, St
         ) => format!("udp://{addr}"),
         (endpoint, _) => endpoint.to_string(),
     };
-    if !cfg.quiet {
+    let told = crate::compat::tell(&crate::compat::Event::Listening {
+        addr: local,
+        name: &name,
+    });
+    if !cfg.quiet && !told {
         eprintln!("listening on {}", crate::error::printable(&name));
     }
     if let Some(addr) = local {
@@ -279,14 +283,20 @@ async fn streams(cfg: &ListenConfig, listener: Listener, stdout: &Stdout) -> Res
             let _ = stdio::ended().await;
             watcher.cancel();
         });
-        crate::server::accept_loop(&listener, limit, &tracker, &stop, |stream, peer| {
-            let peer = peer.to_string();
+        let local = listener.local_addr();
+        crate::server::accept_loop(&listener, limit, &tracker, &stop, |stream, peer_addr| {
+            let peer = peer_addr.to_string();
             let (input, dropped) = fanout.subscribe(&peer);
             let out = stdout.clone();
             let opts = opts.clone();
             let tls = cfg.tls.clone();
             Some(async move {
-                tracing::info!("connection from {peer}");
+                if !crate::compat::tell(&crate::compat::Event::Accepted {
+                    local,
+                    peer: &peer_addr,
+                }) {
+                    tracing::info!("connection from {peer}");
+                }
                 let stream = match secure(tls.as_ref(), stream, &peer).await {
                     Ok(stream) => stream,
                     Err(e) => return tracing::warn!("{e}"),
@@ -323,8 +333,11 @@ async fn streams(cfg: &ListenConfig, listener: Listener, stdout: &Stdout) -> Res
     };
     let (stream, peer) = accepted.map_err(|e| Error::io("accept a connection", &e))?;
     // Like nc: one client, so stop listening; later clients are refused.
+    let local = listener.local_addr();
     drop(listener);
-    tracing::info!("connection from {peer}");
+    if !crate::compat::tell(&crate::compat::Event::Accepted { local, peer: &peer }) {
+        tracing::info!("connection from {peer}");
+    }
     let peer = peer.to_string();
     let stream = secure(cfg.tls.as_ref(), stream, &peer).await?;
     let opts = session::Options {
