@@ -96,6 +96,18 @@ pub struct Line {
     pub args: Vec<OsString>,
 }
 
+impl Line {
+    /// The verbosity of netsmith's own log for `-v` given `verbose` times:
+    /// under a personality the first `-v` asks for the tool's lines only
+    /// ([`tell`]), and netsmith's own info lines need one more.
+    pub fn log_verbosity(&self, verbose: u8) -> u8 {
+        match self.personality {
+            Personality::Netsmith => verbose,
+            _ => verbose.saturating_sub(1),
+        }
+    }
+}
+
 /// Reads `args` (argv[0] first) in the personality of the program name or
 /// of a leading `--compat NAME`, and rewrites it as netsmith's command
 /// line. As `netsmith` the line is returned as it is.
@@ -357,6 +369,11 @@ fn getopt(tool: &Tool, spec: &Spec, args: &[OsString]) -> Result<Parsed> {
                 None => (long, None),
             };
             let Some(&(_, valued, letter)) = spec.long.iter().find(|(n, _, _)| *n == name) else {
+                if name == "compat" {
+                    return Err(Error::usage(
+                        "--compat must be the first argument: netsmith --compat ncat|openbsd|traditional ...",
+                    ));
+                }
                 return Err(unknown(tool, &format!("--{name}")));
             };
             let value = match (valued, attached) {
@@ -833,8 +850,20 @@ impl Voice {
         use crate::net::Peer;
         use Personality::{Ncat, Netsmith, OpenBsd, Traditional};
         match (self.personality, event) {
-            (OpenBsd, Event::Listening { addr: Some(a), .. }) => {
-                vec![format!("Listening on {} {}", a.ip(), a.port())]
+            // A UDP socket is "bound", not listening, in OpenBSD's words.
+            (
+                OpenBsd,
+                Event::Listening {
+                    addr: Some(a),
+                    name,
+                },
+            ) => {
+                let verb = if name.starts_with("udp://") {
+                    "Bound"
+                } else {
+                    "Listening"
+                };
+                vec![format!("{verb} on {} {}", a.ip(), a.port())]
             }
             (Ncat, Event::Listening { addr, name }) => match addr {
                 Some(a) => vec![format!("Ncat: Listening on {a}")],

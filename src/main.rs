@@ -21,7 +21,7 @@ fn main() -> ExitCode {
         Err(err) => return usage_error(&err),
     };
     netsmith::compat::speak(&line, cli.verbose > 0 && !cli.quiet);
-    netsmith::logging::init(cli.verbose, cli.quiet);
+    netsmith::logging::init(line.log_verbosity(cli.verbose), cli.quiet);
     if let Err(err) = netsmith::net::check_fd_floor() {
         eprintln!("netsmith: {}", printable(&err.to_string()));
         return ExitCode::from(err.exit_code());

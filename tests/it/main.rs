@@ -6,6 +6,7 @@ mod util;
 mod abuse;
 mod bad_input;
 mod bench;
+mod compat;
 mod connect;
 mod demo;
 mod interop;
