@@ -471,6 +471,18 @@ impl Out {
         self.flags.push(value.into());
     }
 
+    /// [`Out::finish`], refusing a client line without a target, in the
+    /// tool's terms rather than netsmith's.
+    fn finish_checked(self, tool: &Tool) -> Result<Vec<OsString>> {
+        if !self.listen && !self.help && self.words.is_empty() {
+            return Err(Error::usage(format!(
+                "{} needs HOST PORT to connect, or -l to listen ({} -h for more)",
+                tool.program, tool.program
+            )));
+        }
+        Ok(self.finish())
+    }
+
     fn finish(self) -> Vec<OsString> {
         let command = if self.listen { "listen" } else { "connect" };
         if self.help {
@@ -507,6 +519,7 @@ fn forever(value: &OsStr) -> bool {
 /// OpenBSD nc (Debian's netcat-openbsd 1.2xx, plus OpenBSD's TLS letters).
 fn openbsd(tool: &Tool, p: Parsed) -> Result<Vec<OsString>> {
     let listen = p.has("l");
+    let udp = p.has("u") && !p.has("U");
     let zero = p.has("z");
     let mut out = Out::new(listen, p.count("v"));
     for o in &p.opts {
@@ -523,6 +536,8 @@ fn openbsd(tool: &Tool, p: Parsed) -> Result<Vec<OsString>> {
             // listener waits for its client for ever.
             "w" if zero => out.value("-w", o.value()),
             "w" if listen => out.value("-i", o.value()),
+            // A UDP client's idle time is how long it waits for replies.
+            "w" if udp => out.value("--wait", o.value()),
             "w" => {
                 out.value("-w", o.value());
                 out.value("-i", o.value());
@@ -530,7 +545,6 @@ fn openbsd(tool: &Tool, p: Parsed) -> Result<Vec<OsString>> {
             "q" if forever(&o.value()) => {}
             "q" => out.value("-q", o.value()),
             "s" => out.value("-s", o.value()),
-            "p" if listen => out.value("-p", o.value()),
             "p" => out.value("-p", o.value()),
             "c" => out.flag("--tls"),
             "e" => out.value("--sni", o.value()),
@@ -572,16 +586,24 @@ fn openbsd(tool: &Tool, p: Parsed) -> Result<Vec<OsString>> {
     }
     if p.has("U") {
         unix_path(tool, &mut out, p.words)?;
-    } else {
-        out.words = p.words;
+        return Ok(out.finish());
     }
-    Ok(out.finish())
+    if listen && p.has("p") && (p.words.len() > 1 || p.words.first().is_some_and(|w| is_number(w)))
+    {
+        return Err(Error::usage(format!(
+            "{} -l: give the port once, as -l PORT, -l ADDR PORT or -l -p PORT",
+            tool.program
+        )));
+    }
+    out.words = p.words;
+    out.finish_checked(tool)
 }
 
 /// Debian's nc.traditional (Hobbit's nc 1.10): `-l -p PORT`, `-e`, `-c`,
 /// `-k` is `SO_KEEPALIVE`.
 fn traditional(tool: &Tool, p: Parsed) -> Result<Vec<OsString>> {
     let listen = p.has("l");
+    let udp = p.has("u");
     let mut out = Out::new(listen, p.count("v"));
     let mut quit = None;
     for o in &p.opts {
@@ -595,6 +617,8 @@ fn traditional(tool: &Tool, p: Parsed) -> Result<Vec<OsString>> {
             "c" => out.value("--sh-exec", o.value()),
             // Connects, and the last reads after stdin's EOF, time out.
             "w" if listen => out.value("-w", o.value()),
+            // A UDP client's last reads are its wait for replies.
+            "w" if udp && !p.has("z") => out.value("--wait", o.value()),
             "w" => {
                 out.value("-w", o.value());
                 quit = quit.or(Some(o.value()));
@@ -650,7 +674,7 @@ fn traditional(tool: &Tool, p: Parsed) -> Result<Vec<OsString>> {
     } else {
         out.words = p.words;
     }
-    Ok(out.finish())
+    out.finish_checked(tool)
 }
 
 /// ncat's default port, for a listener given none and a client given only
@@ -676,6 +700,7 @@ fn ncat(tool: &Tool, p: Parsed) -> Result<Vec<OsString>> {
             "v" | "l" | "U" => {}
             "h" => out.help = true,
             "version" => return Ok(vec!["--version".into()]),
+            "k" if !listen => return Err(tool.conflict(o, "-k needs -l (keep listening)")),
             "k" => out.flag("-k"),
             "z" if listen => return Err(tool.conflict(o, "-z cannot be used with -l")),
             "z" => out.flag("-z"),
@@ -691,8 +716,9 @@ fn ncat(tool: &Tool, p: Parsed) -> Result<Vec<OsString>> {
             },
             "broker" | "chat" | "send-only" | "recv-only" | "no-shutdown" => out.flag(&o.name),
             "i" => out.value("-i", o.value()),
-            // A connect timeout; a listener takes no notice of it, as ncat's.
-            "w" if listen => {}
+            // A connect timeout: a listener and a UDP client (which has
+            // no connect to wait for) take no notice of it, as ncat's.
+            "w" if listen || p.has("u") => {}
             "w" => out.value("-w", o.value()),
             "s" => out.value("-s", o.value()),
             "p" => out.value("-p", o.value()),
@@ -715,7 +741,7 @@ fn ncat(tool: &Tool, p: Parsed) -> Result<Vec<OsString>> {
         _ => {}
     }
     out.words = words;
-    Ok(out.finish())
+    out.finish_checked(tool)
 }
 
 /// ncat's `--ssl*` options, as netsmith's TLS flags; each implies `--ssl`,
@@ -1161,6 +1187,11 @@ mod tests {
         same("nc", &["-w3", "-l", "1"], &["listen", "-i", "3", "--", "1"]);
         same(
             "nc",
+            &["-uw1", "h", "53"],
+            &["connect", "-u", "--wait", "1", "--", "h", "53"],
+        );
+        same(
+            "nc",
             &["-zvw1", "127.0.0.1", "20-30"],
             &["-v", "connect", "-z", "-w", "1", "--", "127.0.0.1", "20-30"],
         );
@@ -1235,6 +1266,8 @@ mod tests {
             ),
             (&["-w"], &["nc -w needs a value"]),
             (&["-U", "a", "b"], &["-U takes one word"]),
+            (&["-l", "-p", "9000", "9001"], &["give the port once"]),
+            (&["-v"], &["nc needs HOST PORT to connect, or -l to listen"]),
         ] {
             refused("nc", args, words);
         }
@@ -1326,6 +1359,11 @@ mod tests {
         );
         // ncat takes no notice of -w in listen mode.
         same("ncat", &["-l", "-w", "2", "1"], &["listen", "--", "1"]);
+        same(
+            "ncat",
+            &["-u", "-w", "2", "h", "1"],
+            &["connect", "-u", "--", "h", "1"],
+        );
         same(
             "ncat",
             &["-i", "5s", "h", "1"],
@@ -1576,6 +1614,8 @@ mod tests {
                 &["ncat --denyfile", "add -l"],
             ),
             (&["-lz", "1"], &["cannot be used with -l"]),
+            (&["-k", "h", "1"], &["ncat -k: -k needs -l"]),
+            (&[], &["ncat needs HOST PORT"]),
             (&["-X", "5", "h", "1"], &["-X is not an option of ncat"]),
             (
                 &["--bogus", "h", "1"],

@@ -271,6 +271,11 @@ pub async fn run(cfg: ConnectConfig) -> Result<()> {
             }
         }
         Opened::Datagram(socket) => {
+            // nc says "succeeded" of a UDP socket too; netsmith says nothing.
+            told_connected(
+                &cfg.target,
+                target.strip_prefix("udp://").unwrap_or(&target),
+            );
             datagram::client(
                 &socket,
                 &target,
