@@ -132,32 +132,16 @@ pub fn translate(mut args: Vec<OsString>) -> Result<Line> {
         })?;
         program = personality.program().to_string();
     }
-    if personality == Personality::Netsmith {
-        if let Some(late) = args.iter().skip(1).find_map(|a| {
-            a.to_str()
-                .filter(|s| *s == "--compat" || s.starts_with("--compat="))
-        }) {
-            return Err(Error::usage(format!(
-                "{late} must be the first argument: netsmith --compat ncat|openbsd|traditional ..."
-            )));
-        }
-        return Ok(Line {
-            personality,
-            program,
-            args,
-        });
-    }
     let tool = Tool {
         personality,
         program: program.clone(),
     };
     let rest = args.get(1..).unwrap_or_default();
-    let parsed = getopt(&tool, tool.spec(), rest)?;
     let netsmith = match personality {
-        Personality::OpenBsd => openbsd(&tool, parsed)?,
-        Personality::Ncat => ncat(&tool, parsed)?,
-        Personality::Traditional => traditional(&tool, parsed)?,
-        Personality::Netsmith => unreachable!("returned above"),
+        Personality::Netsmith => return netsmith(args, program),
+        Personality::OpenBsd => openbsd(&tool, getopt(&tool, &OPENBSD, rest)?)?,
+        Personality::Ncat => ncat(&tool, getopt(&tool, &NCAT, rest)?)?,
+        Personality::Traditional => traditional(&tool, getopt(&tool, &TRADITIONAL, rest)?)?,
     };
     let mut out = vec![argv0];
     out.extend(netsmith);
@@ -165,6 +149,24 @@ pub fn translate(mut args: Vec<OsString>) -> Result<Line> {
         personality,
         program,
         args: out,
+    })
+}
+
+/// netsmith's own line, as it is, but for a `--compat` too late to count.
+fn netsmith(args: Vec<OsString>, program: String) -> Result<Line> {
+    let late = args.iter().skip(1).find_map(|a| {
+        a.to_str()
+            .filter(|s| *s == "--compat" || s.starts_with("--compat="))
+    });
+    if let Some(late) = late {
+        return Err(Error::usage(format!(
+            "{late} must be the first argument: netsmith --compat ncat|openbsd|traditional ..."
+        )));
+    }
+    Ok(Line {
+        personality: Personality::Netsmith,
+        program,
+        args,
     })
 }
 
@@ -213,14 +215,15 @@ struct Spec {
 const OPENBSD: Spec = Spec {
     flags: "46bCcDdFhklNnrStUuvZz",
     valued: "eHIiKMmOoPpqRsTVWwXx",
-    long: &[],
+    // netsmith's own messages say "see --help".
+    long: &[("help", false, Some('h'))],
 };
 
 /// Debian's nc.traditional 1.10-47.
 const TRADITIONAL: Spec = Spec {
     flags: "bChklnrtuvz",
     valued: "ceGgioqpsTw",
-    long: &[],
+    long: &[("help", false, Some('h'))],
 };
 
 /// ncat 7.9x.
@@ -277,14 +280,6 @@ const NCAT: Spec = Spec {
 };
 
 impl Tool {
-    fn spec(&self) -> &'static Spec {
-        match self.personality {
-            Personality::Ncat => &NCAT,
-            Personality::Traditional => &TRADITIONAL,
-            _ => &OPENBSD,
-        }
-    }
-
     /// The refusal of an option the tool has and netsmith does not honour:
     /// what it does, and what netsmith offers instead (or that it has none).
     fn unsupported(&self, opt: &Opt, meaning: &str, instead: &str) -> Error {
@@ -1735,6 +1730,11 @@ mod tests {
     fn help_and_version() {
         assert_eq!(as_prog("nc", &["-h"]).unwrap(), ["connect", "--help"]);
         assert_eq!(as_prog("nc", &["-lh"]).unwrap(), ["listen", "--help"]);
+        assert_eq!(as_prog("nc", &["--help"]).unwrap(), ["connect", "--help"]);
+        assert_eq!(
+            as_prog("nc.traditional", &["--help"]).unwrap(),
+            ["connect", "--help"]
+        );
         assert_eq!(as_prog("ncat", &["--help"]).unwrap(), ["connect", "--help"]);
         assert_eq!(as_prog("ncat", &["--version"]).unwrap(), ["--version"]);
     }
