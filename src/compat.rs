@@ -297,9 +297,10 @@ impl Tool {
         self.unsupported(opt, "proxy", "netsmith does not support proxies")
     }
 
-    /// Two options the tool itself refuses together.
+    /// An option the tool itself refuses in this line: `why` follows its
+    /// name ("cannot be used with -l").
     fn conflict(&self, opt: &Opt, why: &str) -> Error {
-        Error::usage(format!("{} {}: {why}", self.program, opt.name))
+        Error::usage(format!("{} {} {why}", self.program, opt.name))
     }
 }
 
@@ -425,7 +426,8 @@ fn getopt(tool: &Tool, spec: &Spec, args: &[OsString]) -> Result<Parsed> {
 
 fn unknown(tool: &Tool, name: &str) -> Error {
     Error::usage(format!(
-        "{name} is not an option of {} ({} runs as {}; netsmith's own flags: netsmith --help)",
+        "{} {name} is not an option of {} (as {} netsmith reads {}'s options; its own: netsmith --help)",
+        tool.program,
         tool.personality.tool(),
         tool.program,
         tool.personality.tool()
@@ -522,9 +524,9 @@ fn openbsd(tool: &Tool, p: Parsed) -> Result<Vec<OsString>> {
             "4" | "6" | "n" | "u" | "C" | "N" => out.flag(&o.name),
             "v" | "l" | "U" => {}
             "h" => out.help = true,
-            "k" if !listen => return Err(tool.conflict(o, "-k needs -l (keep listening)")),
+            "k" if !listen => return Err(tool.conflict(o, "(keep listening) needs -l")),
             "k" => out.flag("-k"),
-            "z" if listen => return Err(tool.conflict(o, "-z cannot be used with -l")),
+            "z" if listen => return Err(tool.conflict(o, "cannot be used with -l")),
             "z" => out.flag("-z"),
             "d" => out.flag("--recv-only"),
             // Connections that cannot be made or are idle time out; a
@@ -606,7 +608,7 @@ fn traditional(tool: &Tool, p: Parsed) -> Result<Vec<OsString>> {
             "n" | "u" | "C" => out.flag(&o.name),
             "v" | "l" => {}
             "h" => out.help = true,
-            "z" if listen => return Err(tool.conflict(o, "-z cannot be used with -l")),
+            "z" if listen => return Err(tool.conflict(o, "cannot be used with -l")),
             "z" => out.flag("-z"),
             "e" => out.value("--exec", o.value()),
             "c" => out.value("--sh-exec", o.value()),
@@ -685,7 +687,7 @@ fn ncat(tool: &Tool, p: Parsed) -> Result<Vec<OsString>> {
         (!listen).then(|| {
             tool.conflict(
                 o,
-                "applies to a listener: add -l (ncat refuses it with connect too)",
+                "applies to a listener only: add -l (ncat too refuses it with connect)",
             )
         })
     };
@@ -695,9 +697,9 @@ fn ncat(tool: &Tool, p: Parsed) -> Result<Vec<OsString>> {
             "v" | "l" | "U" => {}
             "h" => out.help = true,
             "version" => return Ok(vec!["--version".into()]),
-            "k" if !listen => return Err(tool.conflict(o, "-k needs -l (keep listening)")),
+            "k" if !listen => return Err(tool.conflict(o, "(keep listening) needs -l")),
             "k" => out.flag("-k"),
-            "z" if listen => return Err(tool.conflict(o, "-z cannot be used with -l")),
+            "z" if listen => return Err(tool.conflict(o, "cannot be used with -l")),
             "z" => out.flag("-z"),
             "c" => out.value("--sh-exec", o.value()),
             "e" => out.value("--exec", o.value()),
@@ -1250,8 +1252,8 @@ mod tests {
                 &["-b", "-u", "h", "1"],
                 &["nc -b (allow broadcast)", "no equivalent"],
             ),
-            (&["-k", "h", "1"], &["nc -k", "needs -l"]),
-            (&["-lz", "1"], &["nc -z", "cannot be used with -l"]),
+            (&["-k", "h", "1"], &["nc -k (keep listening) needs -l"]),
+            (&["-lz", "1"], &["nc -z cannot be used with -l"]),
             (&["-T", "lowdelay", "h", "1"], &["nc -T"]),
             (&["-Z", "h", "1"], &["DCCP"]),
             (&["-Q", "h", "1"], &["-Q is not an option of OpenBSD nc"]),
@@ -1599,7 +1601,10 @@ mod tests {
             (&["-g", "a", "h", "1"], &["source routing"]),
             (&["--sctp", "h", "1"], &["SCTP"]),
             (&["--vsock", "h", "1"], &["vsock"]),
-            (&["-m", "3", "h", "1"], &["ncat -m", "add -l"]),
+            (
+                &["-m", "3", "h", "1"],
+                &["ncat -m applies to a listener only: add -l"],
+            ),
             (
                 &["--allow", "127.0.0.1", "h", "1"],
                 &["ncat --allow", "add -l"],
@@ -1609,7 +1614,7 @@ mod tests {
                 &["ncat --denyfile", "add -l"],
             ),
             (&["-lz", "1"], &["cannot be used with -l"]),
-            (&["-k", "h", "1"], &["ncat -k: -k needs -l"]),
+            (&["-k", "h", "1"], &["ncat -k (keep listening) needs -l"]),
             (&[], &["ncat needs HOST PORT"]),
             (&["-X", "5", "h", "1"], &["-X is not an option of ncat"]),
             (

@@ -409,15 +409,11 @@ fn unsupported_flags_are_named_never_ignored() {
             &["-b", "-u", "h", "1"],
             "nc -b (allow broadcast) is not supported: netsmith has no equivalent",
         ),
-        (
-            "nc",
-            &["-k", "h", "1"],
-            "nc -k: -k needs -l (keep listening)",
-        ),
+        ("nc", &["-k", "h", "1"], "nc -k (keep listening) needs -l"),
         (
             "nc",
             &["-Q", "h", "1"],
-            "-Q is not an option of OpenBSD nc (nc runs as OpenBSD nc; netsmith's own flags: netsmith --help)",
+            "nc -Q is not an option of OpenBSD nc (as nc netsmith reads OpenBSD nc's options; its own: netsmith --help)",
         ),
         (
             "ncat",
@@ -432,7 +428,7 @@ fn unsupported_flags_are_named_never_ignored() {
         (
             "ncat",
             &["-m", "2", "h", "1"],
-            "ncat -m: applies to a listener: add -l (ncat refuses it with connect too)",
+            "ncat -m applies to a listener only: add -l (ncat too refuses it with connect)",
         ),
         (
             "nc.traditional",
