@@ -13,6 +13,7 @@ declare -A peers=(
   [update-ca-certificates]=ca-certificates
   [tshark]=tshark [tcpdump]=tcpdump [timeout]=coreutils
   [ping]=iputils-ping [tc]=iproute2
+  [microsocks]=microsocks [danted]=dante-server
 )
 missing=()
 for cmd in "${!peers[@]}"; do

@@ -46,7 +46,7 @@ pub struct ConnectArgs {
         long = "zero-io",
         conflicts_with_all = [
             "unix", "source", "source_port", "send", "recv_only", "send_only", "crlf",
-            "hex", "idle_timeout", "quit_after_eof", "no_shutdown", "tls",
+            "hex", "idle_timeout", "quit_after_eof", "no_shutdown", "tls", "proxy",
         ]
     )]
     pub zero: bool,
@@ -78,6 +78,8 @@ pub struct ConnectArgs {
     pub session: SessionArgs,
     #[command(flatten)]
     pub tls: crate::tls::ClientArgs,
+    #[command(flatten)]
+    pub proxy: crate::proxy::ProxyArgs,
 }
 
 /// A validated `connect` command.
@@ -93,6 +95,8 @@ pub struct ConnectConfig {
     pub tls: Option<Connector>,
     /// `--allow-truncation`: a close without `close_notify` is an end.
     pub allow_truncation: bool,
+    /// `--proxy` (or `$NETSMITH_PROXY`): the TCP connection goes through it.
+    pub proxy: Option<crate::proxy::Proxy>,
 }
 
 impl TryFrom<ConnectArgs> for ConnectConfig {
@@ -142,6 +146,19 @@ impl TryFrom<ConnectArgs> for ConnectConfig {
                 "-s/-p set an IP source address and cannot be used with a Unix socket",
             ));
         }
+        let proxy = a.proxy.proxy()?;
+        if let Some(p) = &proxy {
+            if datagrams {
+                return Err(Error::usage(format!(
+                    "the proxy {p} carries TCP streams: drop -u (or udp://, unixgram:) or --proxy"
+                )));
+            }
+            if matches!(target, Endpoint::Unix { .. }) {
+                return Err(Error::usage(format!(
+                    "the proxy {p} reaches hosts, not Unix sockets: drop -U (or unix:) or --proxy"
+                )));
+            }
+        }
         Ok(ConnectConfig {
             target,
             resolve: a.family.resolve(),
@@ -154,6 +171,7 @@ impl TryFrom<ConnectArgs> for ConnectConfig {
             args: a.session,
             tls,
             allow_truncation: a.tls.allow_truncation,
+            proxy,
         })
     }
 }
@@ -319,6 +337,23 @@ enum Opened {
 
 async fn open_socket(cfg: &ConnectConfig) -> Result<Opened> {
     let target = cfg.target.to_string();
+    if let (
+        Some(proxy),
+        Endpoint::Inet {
+            proto: Proto::Tcp,
+            host,
+            port,
+        },
+    ) = (&cfg.proxy, &cfg.target)
+    {
+        let to = (host, *port);
+        let stream =
+            crate::proxy::connect(proxy, &cfg.resolve, to, cfg.source, cfg.connect_timeout).await?;
+        return Ok(Opened::Stream(
+            Stream::Tcp(stream),
+            format!("{target} through {proxy}"),
+        ));
+    }
     Ok(match &cfg.target {
         Endpoint::Inet { proto, host, port } => {
             let addrs = cfg.resolve.addrs(host, *port).await?;

@@ -15,7 +15,8 @@
 //! - [`server`]: the accept loop, with its connection limit and EMFILE back-off.
 //! - [`connect`], [`listen`], [`serve`], [`relay`], [`scan`], [`bench`], [`sniff`],
 //!   [`resolve`], [`ping`], [`demo`]: the commands;
-//!   [`acl`]: `--allow`/`--deny`.
+//!   [`acl`]: `--allow`/`--deny`; [`proxy`]: SOCKS and HTTP CONNECT
+//!   proxies on the way out.
 //! - [`error`]: the error type and the one mapping to exit statuses.
 
 pub mod acl;
@@ -33,6 +34,7 @@ pub mod listen;
 pub mod logging;
 pub mod net;
 pub mod ping;
+pub mod proxy;
 pub mod relay;
 pub mod resolve;
 pub mod scan;

@@ -107,6 +107,8 @@ pub struct RelayArgs {
     /// Copy through user space even where splice(2) applies (for comparison).
     #[arg(long)]
     pub no_splice: bool,
+    #[command(flatten)]
+    pub proxy: crate::proxy::ProxyArgs,
 }
 
 impl RelayArgs {
@@ -139,6 +141,8 @@ pub struct RelayConfig {
     /// `--allow-truncation`: a TLS side's close without `close_notify` is
     /// its end (else an error that ends the connection).
     pub allow_truncation: bool,
+    /// `--proxy`: TCP and `tls://` sides that connect go through it.
+    pub proxy: Option<crate::proxy::Proxy>,
     pub quiet: bool,
 }
 
@@ -186,6 +190,25 @@ impl RelayConfig {
             }
             None => a.hex.then_some(DumpSink::Stderr),
         };
+        let proxy = a.proxy.proxy()?;
+        let through_proxy = |s: &&Side| {
+            matches!(
+                s,
+                Side::TlsConnect(_)
+                    | Side::Connect(Endpoint::Inet {
+                        proto: crate::services::Proto::Tcp,
+                        ..
+                    })
+            )
+        };
+        if let Some(p) = &proxy
+            && ![&from, &to].iter().any(through_proxy)
+        {
+            return Err(Error::usage(format!(
+                "the proxy {p} carries TCP: no side of this relay connects over TCP \
+                 (HOST:PORT, tcp://, tls://)"
+            )));
+        }
         Ok(RelayConfig {
             from,
             to,
@@ -199,6 +222,7 @@ impl RelayConfig {
             acceptor,
             connector,
             allow_truncation: a.tls.allow_truncation,
+            proxy,
             quiet,
         })
     }
@@ -467,8 +491,12 @@ async fn dial_tcp(
     port: u16,
     cfg: &RelayConfig,
 ) -> Result<Stream> {
-    let addrs = cfg.resolve.addrs(host, port).await?;
-    let stream = dial::tcp(&target.to_string(), &addrs, None, cfg.timeout).await?;
+    let stream = if let Some(proxy) = &cfg.proxy {
+        crate::proxy::connect(proxy, &cfg.resolve, (host, port), None, cfg.timeout).await?
+    } else {
+        let addrs = cfg.resolve.addrs(host, port).await?;
+        dial::tcp(&target.to_string(), &addrs, None, cfg.timeout).await?
+    };
     // Relayed round trips must not wait for Nagle's delayed ACKs.
     let _ = stream.set_nodelay(true);
     Ok(Stream::Tcp(stream))

@@ -18,61 +18,19 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{self, AddressFamily, SockFlag, SockProtocol, SockType};
 
+use super::bpf::{self, ARPHRD_ETHER, ARPHRD_LOOPBACK, PACKET_OUTGOING};
 use super::decode::LinkType;
+use super::filter::Filter;
 use super::ring::{self, Ring};
 use crate::{Error, Result};
 
 /// How long one read waits before the capture loop checks for a stop.
 const POLL: Duration = Duration::from_millis(100);
 
-/// `ARPHRD_*` values from `<linux/if_arp.h>` that say how a frame begins.
-const ARPHRD_ETHER: u16 = 1;
-const ARPHRD_LOOPBACK: u16 = 772;
+/// `ARPHRD_*` values from `<linux/if_arp.h>` that say how a frame begins
+/// (Ethernet and loopback are `bpf`'s).
 const ARPHRD_RAWIP: u16 = 519;
 const ARPHRD_NONE: u16 = 0xfffe;
-
-/// `PACKET_*` packet types from `<linux/if_packet.h>`.
-const PACKET_OUTGOING: u8 = 4;
-
-/// A classic BPF program the kernel runs on each packet before queueing it
-/// for us: it drops the outgoing copy of every loopback packet (lo shows
-/// each packet twice, leaving and arriving; tcpdump shows it once) and,
-/// with `-i`, packets of other interfaces (`SO_BINDTODEVICE` does nothing
-/// on packet sockets). Each dropped packet then costs no copy and no ring
-/// space: on loopback that halves the work. An accepted packet is cut to
-/// `snaplen` by the kernel (the program's return value).
-fn kernel_filter(only: Option<usize>, snaplen: u32) -> Vec<socket2::SockFilter> {
-    use socket2::SockFilter;
-    const LD_ABS_W: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
-    const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
-    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
-    const SKF_AD_OFF: u32 = 0xffff_f000; // -0x1000: the ancillary data
-    const SKF_AD_PKTTYPE: u32 = SKF_AD_OFF + 4;
-    const SKF_AD_IFINDEX: u32 = SKF_AD_OFF + 8;
-    const SKF_AD_HATYPE: u32 = SKF_AD_OFF + 28;
-    let mut program = Vec::new();
-    if let Some(index) = only {
-        program.push(SockFilter::new(LD_ABS_W, 0, 0, SKF_AD_IFINDEX));
-        // Another interface: on to the last instruction (drop).
-        program.push(SockFilter::new(
-            JEQ_K,
-            0,
-            5,
-            u32::try_from(index).unwrap_or(0),
-        ));
-    }
-    program.extend([
-        SockFilter::new(LD_ABS_W, 0, 0, SKF_AD_HATYPE),
-        // Not loopback: accept.
-        SockFilter::new(JEQ_K, 0, 2, u32::from(ARPHRD_LOOPBACK)),
-        SockFilter::new(LD_ABS_W, 0, 0, SKF_AD_PKTTYPE),
-        // Loopback and outgoing: drop.
-        SockFilter::new(JEQ_K, 1, 0, u32::from(PACKET_OUTGOING)),
-        SockFilter::new(RET_K, 0, 0, snaplen),
-        SockFilter::new(RET_K, 0, 0, 0),
-    ]);
-    program
-}
 
 /// Which way a packet crossed its interface, as tcpdump names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,8 +93,9 @@ pub struct Capture {
 }
 
 impl Capture {
-    /// Opens a capture on one interface or all, keeping `snaplen` bytes of each frame.
-    pub fn open(interface: Option<&str>, snaplen: usize) -> Result<Self> {
+    /// Opens a capture on one interface or all, keeping `snaplen` bytes of
+    /// each frame; the kernel turns away what `filter` surely does not keep.
+    pub fn open(interface: Option<&str>, snaplen: usize, filter: &Filter) -> Result<Self> {
         let fd = socket::socket(
             AddressFamily::Packet,
             SockType::Raw,
@@ -156,28 +115,12 @@ impl Capture {
             },
         })?;
         let names = interfaces();
-        let only = match interface {
-            None | Some("any") => None,
-            Some(name) => Some(
-                names
-                    .iter()
-                    .find(|(_, n)| n.as_str() == name)
-                    .map(|(i, _)| *i)
-                    .ok_or_else(|| {
-                        let mut known: Vec<&str> = names.values().map(String::as_str).collect();
-                        known.sort_unstable();
-                        Error::usage(format!(
-                            "no such interface \"{name}\": this host has {} (or \"any\")",
-                            known.join(", ")
-                        ))
-                    })?,
-            ),
-        };
+        let only = interface_index(interface)?;
         let snaplen = snaplen.max(1);
         // Best effort: without the kernel filter every packet still
         // passes the same tests below, only at a higher cost.
-        let program = kernel_filter(only, u32::try_from(snaplen).unwrap_or(u32::MAX));
-        if let Err(e) = socket2::SockRef::from(&fd).attach_filter(&program) {
+        let program = bpf::program(only, filter, u32::try_from(snaplen).unwrap_or(u32::MAX));
+        if let Err(e) = socket2::SockRef::from(&fd).attach_filter(&bpf::sock_filters(&program)) {
             tracing::debug!("no kernel filter on the capture socket: {e}");
         }
         let ring = Ring::new(&fd).map_err(|e| Error::Local {
@@ -254,6 +197,26 @@ impl Capture {
         }))
     }
 }
+/// The index of the interface `-i` names (`None` for every interface).
+pub fn interface_index(interface: Option<&str>) -> Result<Option<usize>> {
+    let names = interfaces();
+    let Some(name) = interface.filter(|n| *n != "any") else {
+        return Ok(None);
+    };
+    names
+        .iter()
+        .find(|(_, n)| n.as_str() == name)
+        .map(|(i, _)| Some(*i))
+        .ok_or_else(|| {
+            let mut known: Vec<&str> = names.values().map(String::as_str).collect();
+            known.sort_unstable();
+            Error::usage(format!(
+                "no such interface \"{name}\": this host has {} (or \"any\")",
+                known.join(", ")
+            ))
+        })
+}
+
 /// This host's interfaces by index.
 fn interfaces() -> HashMap<usize, String> {
     nix::net::if_::if_nameindex()

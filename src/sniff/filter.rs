@@ -12,11 +12,12 @@
 //! qualified := [src | dst] (host ADDR | port N | net CIDR)
 //! ```
 //!
-//! Filtering happens after decoding rather than in a classic BPF program
-//! attached to the socket: a BPF compiler for this language (IPv6 extension
-//! headers, variable IPv4 header lengths, ARP) is a second decoder that must
-//! agree with the first, and a wrong program silently loses packets. User
-//! space is fast enough for loopback traffic (see bench/sniff.sh).
+//! This evaluation is the exact one. The kernel runs a pre-filter compiled
+//! from the same tree ([`super::bpf`]) that turns away only what this one
+//! surely would: a BPF program that had to agree with the decoder on every
+//! packet (IPv6 extension headers, IPv4 options, ARP, VLAN tags) would lose
+//! packets silently where it did not, while a pre-filter that is unsure
+//! lets the packet through.
 
 use std::net::IpAddr;
 

@@ -9,6 +9,7 @@
 //! Try it: `sudo netsmith sniff -i lo tcp port 8080`, or without privilege
 //! `netsmith sniff -r capture.pcap`.
 
+mod bpf;
 pub mod capture;
 pub mod decode;
 pub mod filter;
@@ -40,7 +41,9 @@ Filter (a subset of tcpdump's): tcp, udp, icmp, icmp6, arp, ip, ip6;
 host ADDR, src host ADDR, dst host ADDR (numeric IPv4/IPv6); port N, src port N,
 dst port N (number or service name); net CIDR, src net CIDR, dst net CIDR;
 joined by and (&&), or (||), not (!) and parentheses. \"tcp port 80\" means
-\"tcp and port 80\". Filtering is done in user space, after decoding.
+\"tcp and port 80\". The kernel turns away packets the filter surely does not
+keep (a classic BPF program compiled from it; -d prints it); user space
+decides the rest after decoding.
 
 Capturing needs root or CAP_NET_RAW; -r needs neither. Ctrl-C stops and prints
 how many packets were captured and how many the kernel dropped (exit 0).";
@@ -73,6 +76,9 @@ pub struct SniffArgs {
     /// One JSON object per packet.
     #[arg(long)]
     pub json: bool,
+    /// Print the BPF program the kernel would run (as tcpdump -d) and exit.
+    #[arg(short = 'd', long = "dump-program", conflicts_with_all = ["read", "write", "count"])]
+    pub dump_program: bool,
     /// Keep at most this many bytes of each packet (1-262144).
     #[arg(short = 's', long, value_name = "BYTES", default_value_t = DEFAULT_SNAPLEN,
           value_parser = clap::value_parser!(u32).range(1..=262_144))]
@@ -105,6 +111,13 @@ pub async fn run(args: SniffArgs, quiet: bool, stop: CancellationToken) -> Resul
     let text = args.filter.join(" ");
     let filter =
         filter::parse(&text).map_err(|e| Error::usage(format!("bad filter \"{text}\" {e}")))?;
+    if args.dump_program {
+        let only = capture::interface_index(args.interface.as_deref())?;
+        let program = bpf::program(only, &filter, args.snaplen);
+        // A stdout failure is kept for the exit status (see `stdio`).
+        crate::stdio::print(&bpf::listing(&program));
+        return Ok(());
+    }
     let totals = tokio::task::spawn_blocking(move || Session::new(args, filter, quiet)?.run(&stop))
         .await
         .map_err(|e| Error::Local {
@@ -234,8 +247,11 @@ impl Session {
     }
 
     fn capture(&mut self, stop: &CancellationToken) -> Result<()> {
-        let mut cap =
-            capture::Capture::open(self.args.interface.as_deref(), self.args.snaplen as usize)?;
+        let mut cap = capture::Capture::open(
+            self.args.interface.as_deref(),
+            self.args.snaplen as usize,
+            &self.filter,
+        )?;
         if !self.quiet {
             // Said once the socket is open, so a script can wait for it
             // before it makes the traffic to be captured.

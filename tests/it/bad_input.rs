@@ -589,6 +589,83 @@ const CASES: &[(&[&str], i32, &[&str])] = &[
         2,
         &["--zero-io"],
     ),
+    (
+        &["connect", "--proxy", "ftp://h:1", "127.0.0.1", "1"],
+        2,
+        &["\"ftp\"", "socks5://", "http://"],
+    ),
+    (
+        &[
+            "connect",
+            "-u",
+            "--proxy",
+            "socks5://127.0.0.1:1",
+            "127.0.0.1",
+            "1",
+        ],
+        2,
+        &["carries TCP", "-u"],
+    ),
+    (
+        &["connect", "--proxy-auth", "u:p", "127.0.0.1", "1"],
+        2,
+        &["--proxy-auth", "--proxy URL"],
+    ),
+    (
+        &[
+            "connect",
+            "--proxy",
+            "socks5://127.0.0.1:1",
+            "--proxy-auth",
+            "nocolon",
+            "h",
+            "1",
+        ],
+        2,
+        &["--proxy-auth", "USER:PASS"],
+    ),
+    (
+        &[
+            "connect",
+            "--proxy",
+            "socks5://h:1",
+            "--proxy-type",
+            "http",
+            "h",
+            "1",
+        ],
+        2,
+        &["--proxy-type", "socks5://"],
+    ),
+    (
+        &[
+            "connect",
+            "--proxy-dns",
+            "none",
+            "--proxy",
+            "socks5h://127.0.0.1:1",
+            "localhost",
+            "1",
+        ],
+        2,
+        &["--proxy-dns none", "\"localhost\""],
+    ),
+    (
+        &[
+            "relay",
+            "--proxy",
+            "socks5://127.0.0.1:1",
+            "udp-listen:0",
+            "udp://127.0.0.1:1",
+        ],
+        2,
+        &["carries TCP", "tcp://"],
+    ),
+    (
+        &["-z", "--proxy", "socks5://127.0.0.1:1", "127.0.0.1", "22"],
+        2,
+        &["--zero-io", "--proxy"],
+    ),
 ];
 
 #[test]

@@ -13,6 +13,7 @@ mod interop;
 mod listen;
 mod nc;
 mod ping;
+mod proxy;
 mod relay;
 mod resolve;
 mod scan;

@@ -291,6 +291,13 @@ impl Captured {
             .map(str::to_string)
             .collect();
         assert_eq!(lines.len(), 3, "{context}");
+        // The TCP exchange and the ping came first; the kernel's pre-filter
+        // turned them away, so user space saw the three datagrams alone.
+        let err = read(self.dir.path(), "udp.err");
+        assert!(
+            err.contains("3 packets captured, 3 seen,"),
+            "{err}\n{context}"
+        );
         for l in &lines {
             assert!(
                 l.contains(&format!(
@@ -713,4 +720,45 @@ fn hardening_20_pcapng_custom_and_unknown_options_are_read() {
     let text = util::run(&["sniff", "-r", file.to_str().unwrap()], b"");
     text.ok();
     assert!(text.out().contains(".123456"), "{}", text.dump());
+}
+
+#[test]
+fn dump_program_prints_the_kernel_prefilter_as_tcpdump_d_does() {
+    let out = util::run(&["sniff", "-d", "-s", "96", "tcp", "port", "80"], b"");
+    out.ok();
+    let text = out.out();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "(000) ld       #hatype", "{}", out.dump());
+    for (i, line) in lines.iter().enumerate() {
+        assert!(line.starts_with(&format!("({i:03}) ")), "{line}");
+    }
+    for want in [
+        "ldh      [12]",
+        "ldb      [23]",
+        "ldxb     4*([14]&0xf)",
+        "ret      #96",
+    ] {
+        assert!(
+            lines.iter().any(|l| l.contains(want)),
+            "no {want:?}\n{}",
+            out.dump()
+        );
+    }
+    assert!(
+        lines.last().unwrap().ends_with("ret      #0"),
+        "{}",
+        out.dump()
+    );
+    // A `not` leaves everything to user space: the program of no filter.
+    let all = util::run(&["sniff", "-d"], b"");
+    let not = util::run(&["sniff", "-d", "not", "tcp"], b"");
+    assert_eq!(all.out(), not.out());
+    assert!(all.out().lines().count() < lines.len(), "{}", all.dump());
+    let bad = util::run(&["sniff", "-d", "-i", "nosuch0", "tcp"], b"");
+    bad.code_is(2);
+    assert!(
+        bad.stderr.contains("no such interface \"nosuch0\""),
+        "{}",
+        bad.dump()
+    );
 }

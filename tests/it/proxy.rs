@@ -1,0 +1,342 @@
+//! `--proxy`: `connect` and `relay` through real proxies. dante (SOCKS4 and
+//! SOCKS5) passes half-close on, so a 16 MiB echo goes through it as
+//! through nothing. microsocks and ncat's HTTP proxy close both ways at the
+//! client's EOF (their own behaviour), so through them the payload goes to
+//! a counting echo that closes once every byte is back, and the client
+//! keeps its write side open (`--no-shutdown`) until then.
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::util::{self, Output, Proc};
+
+const MIB16: usize = 16 << 20;
+
+/// `netsmith serve echo` on loopback: the process and "127.0.0.1:PORT".
+fn echo() -> (Proc, String) {
+    let mut p = util::spawn(&["serve", "echo=0", "--tcp"]);
+    let line = p.listening();
+    let addr = line.split_whitespace().next().unwrap().to_string();
+    (p, addr)
+}
+
+/// Echoes one connection's bytes back and closes once `n` have come.
+fn counting_echo(n: usize) -> (Proc, u16) {
+    const SCRIPT: &str = r#"
+import socket, sys
+n = int(sys.argv[1])
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
+print("port", s.getsockname()[1], file=sys.stderr, flush=True)
+c, _ = s.accept(); got = 0
+while got < n:
+    d = c.recv(65536)
+    if not d: break
+    c.sendall(d); got += len(d)
+c.close()
+"#;
+    let mut p = util::spawn_cmd(util::require("python3"), &["-c", SCRIPT, &n.to_string()]);
+    let line = p.wait_stderr("port ");
+    let port = line.trim_start_matches("port ").trim().parse().unwrap();
+    (p, port)
+}
+
+/// Serves one connection one way: `up` reads `n` bytes and answers
+/// their SHA-256 in hex; `down` sends the file `arg` and closes.
+fn one_way(mode: &str, arg: &str) -> (Proc, u16) {
+    const SCRIPT: &str = r#"
+import hashlib, socket, sys
+mode, arg = sys.argv[1], sys.argv[2]
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
+print("port", s.getsockname()[1], file=sys.stderr, flush=True)
+c, _ = s.accept()
+if mode == "up":
+    n, h = int(arg), hashlib.sha256()
+    while n > 0:
+        d = c.recv(min(n, 65536))
+        if not d: break
+        h.update(d); n -= len(d)
+    c.sendall(h.hexdigest().encode())
+else:
+    c.sendall(open(arg, "rb").read())
+c.close()
+"#;
+    let mut p = util::spawn_cmd(util::require("python3"), &["-c", SCRIPT, mode, arg]);
+    let line = p.wait_stderr("port ");
+    let port = line.trim_start_matches("port ").trim().parse().unwrap();
+    (p, port)
+}
+
+/// microsocks on a free port, with a user and password if given.
+fn microsocks(auth: Option<(&str, &str)>) -> (Proc, u16) {
+    let port = util::free_port();
+    let port_text = port.to_string();
+    let mut args = vec!["-i", "127.0.0.1", "-p", &port_text];
+    if let Some((user, pass)) = auth {
+        args.extend(["-u", user, "-P", pass]);
+    }
+    let p = util::spawn_cmd(util::require("microsocks"), &args);
+    util::wait_tcp_listen(port);
+    (p, port)
+}
+
+/// dante's server on a free port: SOCKS4 and SOCKS5, no authentication,
+/// clients and targets on loopback only.
+fn dante() -> (Proc, u16, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = util::free_port();
+    let conf = dir.path().join("danted.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "logoutput: stderr\ninternal: 127.0.0.1 port = {port}\nexternal: 127.0.0.1\n\
+             clientmethod: none\nsocksmethod: none\nuser.privileged: root\n\
+             user.notprivileged: nobody\n\
+             client pass {{ from: 127.0.0.0/8 to: 127.0.0.0/8 }}\n\
+             socks pass {{ from: 127.0.0.0/8 to: 127.0.0.0/8 }}\n"
+        ),
+    )
+    .unwrap();
+    let conf = conf.to_str().unwrap().to_string();
+    let p = util::spawn_cmd(util::require("danted"), &["-f", &conf, "-N", "1"]);
+    util::wait_tcp_listen(port);
+    (p, port, dir)
+}
+
+/// ncat's HTTP CONNECT proxy on a free port, with `--proxy-auth` if given.
+fn ncat_http(auth: Option<&str>) -> (Proc, u16) {
+    let port = util::free_port();
+    let port_text = port.to_string();
+    let mut args = vec!["-l", "--proxy-type", "http", "127.0.0.1", &port_text];
+    if let Some(auth) = auth {
+        args.extend(["--proxy-auth", auth]);
+    }
+    let p = util::spawn_cmd(util::require("ncat"), &args);
+    util::wait_tcp_listen(port);
+    (p, port)
+}
+
+#[track_caller]
+fn intact(out: &Output, sent: &[u8]) {
+    out.ok();
+    assert_eq!(out.stdout.len(), sent.len(), "{}", out.dump());
+    assert_eq!(
+        util::sha256(&out.stdout),
+        util::sha256(sent),
+        "{}",
+        out.dump()
+    );
+}
+
+#[track_caller]
+fn refused(out: &Output, words: &[&str]) {
+    out.code_is(1);
+    for w in words {
+        assert!(out.stderr.contains(w), "no {w:?}\n{}", out.dump());
+    }
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.dump());
+}
+
+#[test]
+fn through_dante_16_mib_echo_both_ways_with_half_close_in_every_socks_scheme() {
+    let (_dante, port, _dir) = dante();
+    let (_echo, addr) = echo();
+    let echo_port = addr.rsplit(':').next().unwrap();
+    let data = util::random_bytes(MIB16);
+    for (scheme, host) in [
+        ("socks5", "127.0.0.1"),
+        ("socks5h", "localhost"),
+        ("socks4", "127.0.0.1"),
+        ("socks4a", "127.0.0.1"),
+    ] {
+        let url = format!("{scheme}://127.0.0.1:{port}");
+        let out = util::run(&["connect", "-4", "--proxy", &url, host, echo_port], &data);
+        intact(&out, &data);
+    }
+}
+
+#[test]
+fn through_microsocks_with_and_without_a_password() {
+    // microsocks stalls when both directions are full (it blocks writing
+    // one side while the other fills), so each way is its own transfer.
+    let data = util::random_bytes(MIB16);
+    let (_open, open_port) = microsocks(None);
+    let url = format!("socks5://127.0.0.1:{open_port}");
+    let (_up, up) = one_way("up", &data.len().to_string());
+    let out = util::run(
+        &[
+            "connect",
+            "--no-shutdown",
+            "--proxy",
+            &url,
+            "127.0.0.1",
+            &up.to_string(),
+        ],
+        &data,
+    );
+    out.ok();
+    assert_eq!(out.out(), util::sha256(&data), "{}", out.dump());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("down");
+    std::fs::write(&file, &data).unwrap();
+    let (_down, down) = one_way("down", file.to_str().unwrap());
+    let out = util::run(
+        &[
+            "connect",
+            "--recv-only",
+            "--proxy",
+            &url,
+            "127.0.0.1",
+            &down.to_string(),
+        ],
+        b"",
+    );
+    intact(&out, &data);
+
+    let (_locked, port) = microsocks(Some(("alice", "s3cret")));
+    let plain = format!("socks5://127.0.0.1:{port}");
+    let (_target, target) = counting_echo(5);
+    let target = target.to_string();
+    let args = |extra: &[&str]| {
+        let mut a = vec!["connect", "--no-shutdown"];
+        a.extend(extra);
+        a.extend(["127.0.0.1", target.as_str()]);
+        a.iter().map(ToString::to_string).collect::<Vec<_>>()
+    };
+    let run =
+        |a: Vec<String>| util::run(&a.iter().map(String::as_str).collect::<Vec<_>>(), b"hello");
+    refused(
+        &run(args(&["--proxy", &plain])),
+        &[
+            "through socks5://127.0.0.1:",
+            "needs credentials",
+            "--proxy-auth",
+        ],
+    );
+    let wrong = run(args(&["--proxy", &plain, "--proxy-auth", "alice:nope"]));
+    refused(&wrong, &["the user name or password is wrong"]);
+    assert!(!wrong.stderr.contains("nope"), "{}", wrong.dump());
+    let out = run(args(&["--proxy", &plain, "--proxy-auth", "alice:s3cret"]));
+    intact(&out, b"hello");
+    let (_target, target2) = counting_echo(5);
+    let url = format!("socks5://alice:s3cret@127.0.0.1:{port}");
+    let out = util::run(
+        &[
+            "connect",
+            "--no-shutdown",
+            "--proxy",
+            &url,
+            "127.0.0.1",
+            &target2.to_string(),
+        ],
+        b"hello",
+    );
+    intact(&out, b"hello");
+}
+
+#[test]
+fn through_ncat_http_connect_and_its_refusals_in_its_words() {
+    let data = util::random_bytes(MIB16);
+    let (_proxy, port) = ncat_http(None);
+    let (_target, target) = counting_echo(data.len());
+    // A bare HOST:PORT is an HTTP proxy, as ncat --proxy takes it.
+    let bare = format!("127.0.0.1:{port}");
+    let out = util::run(
+        &[
+            "connect",
+            "--no-shutdown",
+            "--proxy",
+            &bare,
+            "127.0.0.1",
+            &target.to_string(),
+        ],
+        &data,
+    );
+    intact(&out, &data);
+    let url = format!("http://127.0.0.1:{port}");
+    let closed = util::free_port().to_string();
+    refused(
+        &util::run(&["connect", "--proxy", &url, "127.0.0.1", &closed], b"x"),
+        &[&format!(
+            "connect to 127.0.0.1:{closed} through {url}: the proxy says: HTTP/1.0 504"
+        )],
+    );
+
+    let (_locked, port) = ncat_http(Some("u:p"));
+    let url = format!("http://127.0.0.1:{port}");
+    let (_target, target) = counting_echo(2);
+    let target = target.to_string();
+    refused(
+        &util::run(&["connect", "--proxy", &url, "127.0.0.1", &target], b"hi"),
+        &["407 Proxy Authentication Required (give --proxy-auth USER:PASS)"],
+    );
+    let out = util::run(
+        &[
+            "connect",
+            "--no-shutdown",
+            "--proxy",
+            &url,
+            "--proxy-auth",
+            "u:p",
+            "127.0.0.1",
+            &target,
+        ],
+        b"hi",
+    );
+    intact(&out, b"hi");
+}
+
+#[test]
+fn a_down_proxy_is_told_apart_from_a_refusing_target() {
+    let (_proxy, port) = microsocks(None);
+    let url = format!("socks5://127.0.0.1:{port}");
+    let closed = util::free_port().to_string();
+    refused(
+        &util::run(&["connect", "--proxy", &url, "127.0.0.1", &closed], b"x"),
+        &[&format!(
+            "connect to 127.0.0.1:{closed} through {url}: the proxy says: connection refused \
+             (SOCKS5 reply 5)"
+        )],
+    );
+    let down = format!("socks5://127.0.0.1:{closed}");
+    refused(
+        &util::run(&["connect", "--proxy", &down, "127.0.0.1", "22"], b"x"),
+        &[&format!("connect to proxy {down}: connection refused")],
+    );
+}
+
+#[test]
+fn netsmith_proxy_in_the_environment_is_used_and_its_password_never_shown() {
+    let (_proxy, port) = microsocks(Some(("alice", "s3cret")));
+    let (_target, target) = counting_echo(5);
+    let run = |url: String| {
+        let mut cmd = Command::new(util::bin());
+        cmd.args(["connect", "--no-shutdown", "127.0.0.1", &target.to_string()])
+            .env("NETSMITH_PROXY", url);
+        let mut p = util::spawn_command(cmd, "connect with NETSMITH_PROXY".into());
+        p.write(b"hello");
+        p.finish(Duration::from_secs(20))
+    };
+    let wrong = run(format!("socks5://alice:hunter2@127.0.0.1:{port}"));
+    refused(
+        &wrong,
+        &[
+            &format!("through socks5://127.0.0.1:{port}"),
+            "password is wrong",
+        ],
+    );
+    assert!(!wrong.stderr.contains("hunter2"), "{}", wrong.dump());
+    let out = run(format!("socks5://alice:s3cret@127.0.0.1:{port}"));
+    intact(&out, b"hello");
+}
+
+#[test]
+fn relay_reaches_its_target_through_the_proxy() {
+    let (_dante, port, _dir) = dante();
+    let (_echo, addr) = echo();
+    let url = format!("socks5://127.0.0.1:{port}");
+    let mut relay = util::spawn(&["relay", "--proxy", &url, "tcp-listen:0", &addr]);
+    let relay_addr = relay.listening();
+    let data = util::random_bytes(4 << 20);
+    let out = util::run(&["connect", &relay_addr], &data);
+    intact(&out, &data);
+}
