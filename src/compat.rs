@@ -293,10 +293,6 @@ impl Tool {
         self.unsupported(opt, meaning, "netsmith has no equivalent")
     }
 
-    fn proxy(&self, opt: &Opt) -> Error {
-        self.unsupported(opt, "proxy", "netsmith does not support proxies")
-    }
-
     /// An option the tool itself refuses in this line: `why` follows its
     /// name ("cannot be used with -l").
     fn conflict(&self, opt: &Opt, why: &str) -> Error {
@@ -522,7 +518,8 @@ fn openbsd(tool: &Tool, p: Parsed) -> Result<Vec<OsString>> {
     for o in &p.opts {
         match o.key.as_str() {
             "4" | "6" | "n" | "u" | "C" | "N" => out.flag(&o.name),
-            "v" | "l" | "U" => {}
+            // -x and -X: see openbsd_proxy.
+            "v" | "l" | "U" | "x" | "X" => {}
             "h" => out.help = true,
             "k" if !listen => return Err(tool.conflict(o, "(keep listening) needs -l")),
             "k" => out.flag("-k"),
@@ -563,7 +560,13 @@ fn openbsd(tool: &Tool, p: Parsed) -> Result<Vec<OsString>> {
                     "netsmith has no equivalent (netsmith's -i is an idle timeout)",
                 ));
             }
-            "x" | "X" | "P" => return Err(tool.proxy(o)),
+            "P" => {
+                return Err(tool.unsupported(
+                    o,
+                    "proxy user, password asked at the terminal",
+                    "give both to netsmith: netsmith connect --proxy URL --proxy-auth USER:PASS HOST PORT",
+                ));
+            }
             "b" => return Err(tool.no_equivalent(o, "allow broadcast")),
             "D" => return Err(tool.no_equivalent(o, "socket debugging")),
             "F" => return Err(tool.no_equivalent(o, "pass the socket to stdout")),
@@ -581,6 +584,7 @@ fn openbsd(tool: &Tool, p: Parsed) -> Result<Vec<OsString>> {
             _ => return Err(unknown(tool, &o.name)),
         }
     }
+    openbsd_proxy(tool, &p, &mut out)?;
     if p.has("U") {
         unix_path(tool, &mut out, p.words)?;
         return Ok(out.finish());
@@ -594,6 +598,38 @@ fn openbsd(tool: &Tool, p: Parsed) -> Result<Vec<OsString>> {
     }
     out.words = p.words;
     out.finish_checked(tool)
+}
+
+/// OpenBSD's `-x ADDR[:PORT]` and `-X 4|5|connect` (SOCKS5 by default),
+/// as netsmith's `--proxy` and `--proxy-type`: SOCKS5 is `socks5h`, since
+/// OpenBSD nc hands the proxy the target's name; a port left out is the
+/// protocol's (1080, 3128), as in nc.
+fn openbsd_proxy(tool: &Tool, p: &Parsed, out: &mut Out) -> Result<()> {
+    let last = |key: &str| p.opts.iter().rev().find(|o| o.is(key));
+    let (Some(x), protocol) = (last("x"), last("X")) else {
+        return match last("X") {
+            Some(o) => Err(tool.conflict(o, "(proxy protocol) needs -x ADDR[:PORT]")),
+            None => Ok(()),
+        };
+    };
+    if p.has("l") {
+        return Err(tool.conflict(x, "(proxy) cannot be used with -l"));
+    }
+    let kind = match protocol.map(|o| o.value().to_string_lossy().into_owned()) {
+        None => "socks5h",
+        Some(v) if v == "5" => "socks5h",
+        Some(v) if v == "4" => "socks4",
+        Some(v) if v == "connect" => "http",
+        Some(v) => {
+            return Err(Error::usage(format!(
+                "{} -X {v}: the proxy protocol is 4 (SOCKS4), 5 (SOCKS5) or connect (HTTP)",
+                tool.program
+            )));
+        }
+    };
+    out.value("--proxy", x.value());
+    out.value("--proxy-type", kind);
+    Ok(())
 }
 
 /// Debian's nc.traditional (Hobbit's nc 1.10): `-l -p PORT`, `-e`, `-c`,
@@ -720,6 +756,12 @@ fn ncat(tool: &Tool, p: Parsed) -> Result<Vec<OsString>> {
             "s" => out.value("-s", o.value()),
             "p" => out.value("-p", o.value()),
             key if key.starts_with("ssl") => ncat_tls(tool, o, listen, &mut out)?,
+            "proxy" | "proxy-type" | "proxy-auth" | "proxy-dns" if listen => {
+                return Err(tool.conflict(o, "(proxy) cannot be used with -l"));
+            }
+            "proxy" | "proxy-type" | "proxy-auth" | "proxy-dns" => {
+                out.value(&o.name, o.value());
+            }
             _ => return Err(ncat_refusal(tool, o)),
         }
     }
@@ -777,7 +819,6 @@ fn ncat_tls(tool: &Tool, o: &Opt, listen: bool, out: &mut Out) -> Result<()> {
 /// The refusal of an ncat option netsmith does not honour.
 fn ncat_refusal(tool: &Tool, o: &Opt) -> Error {
     match o.key.as_str() {
-        "proxy" | "proxy-type" | "proxy-auth" | "proxy-dns" => tool.proxy(o),
         "d" => tool.no_equivalent(o, "delay between reads and writes"),
         "o" | "append-output" => tool.no_equivalent(o, "session log file"),
         "x" => tool.unsupported(
@@ -1233,17 +1274,118 @@ mod tests {
     }
 
     #[test]
+    fn proxies_become_netsmith_proxy_flags() {
+        // ssh's ProxyCommand idioms.
+        same(
+            "nc",
+            &["-X", "5", "-x", "127.0.0.1:1080", "h", "22"],
+            &[
+                "connect",
+                "--proxy",
+                "127.0.0.1:1080",
+                "--proxy-type",
+                "socks5h",
+                "--",
+                "h",
+                "22",
+            ],
+        );
+        same(
+            "nc",
+            &["-x", "127.0.0.1", "h", "22"],
+            &[
+                "connect",
+                "--proxy",
+                "127.0.0.1",
+                "--proxy-type",
+                "socks5h",
+                "--",
+                "h",
+                "22",
+            ],
+        );
+        same(
+            "nc",
+            &["-X4", "-x[::1]:1080", "h", "22"],
+            &[
+                "connect",
+                "--proxy",
+                "[::1]:1080",
+                "--proxy-type",
+                "socks4",
+                "--",
+                "h",
+                "22",
+            ],
+        );
+        same(
+            "netcat",
+            &["-X", "connect", "-x", "127.0.0.1:3128", "h", "22"],
+            &[
+                "connect",
+                "--proxy",
+                "127.0.0.1:3128",
+                "--proxy-type",
+                "http",
+                "--",
+                "h",
+                "22",
+            ],
+        );
+        same(
+            "ncat",
+            &[
+                "--proxy",
+                "127.0.0.1:1080",
+                "--proxy-type=socks5",
+                "--proxy-auth",
+                "u:p",
+                "--proxy-dns",
+                "remote",
+                "h",
+                "22",
+            ],
+            &[
+                "connect",
+                "--proxy",
+                "127.0.0.1:1080",
+                "--proxy-type",
+                "socks5",
+                "--proxy-auth",
+                "u:p",
+                "--proxy-dns",
+                "remote",
+                "--",
+                "h",
+                "22",
+            ],
+        );
+        same(
+            "ncat",
+            &["--proxy", "127.0.0.1:3128", "h", "22"],
+            &["connect", "--proxy", "127.0.0.1:3128", "--", "h", "22"],
+        );
+    }
+
+    #[test]
     fn openbsd_refusals_name_the_flag() {
         for (args, words) in [
             (
-                &["-X", "5", "-x", "127.0.0.1:1080", "h", "22"][..],
-                &["nc -X (proxy)", "does not support proxies"][..],
+                &["-Pme", "-x", "p", "h", "22"][..],
+                &["nc -P (proxy user", "--proxy-auth USER:PASS"][..],
             ),
             (
-                &["-x", "127.0.0.1:1080", "h", "22"],
-                &["nc -x (proxy)", "proxies"],
+                &["-X", "5", "h", "22"],
+                &["nc -X (proxy protocol) needs -x"],
             ),
-            (&["-Pme", "h", "22"], &["nc -P (proxy)"]),
+            (
+                &["-X", "6", "-x", "p", "h", "22"],
+                &["nc -X 6: the proxy protocol is 4"],
+            ),
+            (
+                &["-l", "-x", "p", "1"],
+                &["nc -x (proxy) cannot be used with -l"],
+            ),
             (
                 &["-i", "1", "h", "1"],
                 &["nc -i (interval between lines)", "idle timeout"],
@@ -1576,15 +1718,9 @@ mod tests {
     fn ncat_refusals_name_the_flag() {
         for (args, words) in [
             (
-                &["--proxy", "127.0.0.1:1080", "h", "22"][..],
-                &["ncat --proxy (proxy)", "does not support proxies"][..],
+                &["-l", "--proxy", "127.0.0.1:1080", "1"][..],
+                &["ncat --proxy (proxy) cannot be used with -l"][..],
             ),
-            (
-                &["--proxy-type=socks5", "h", "22"],
-                &["ncat --proxy-type (proxy)"],
-            ),
-            (&["--proxy-auth", "u:p", "h", "22"], &["--proxy-auth"]),
-            (&["--proxy-dns", "remote", "h", "22"], &["--proxy-dns"]),
             (
                 &["-d", "1", "h", "1"],
                 &["ncat -d (delay between reads and writes)", "no equivalent"],

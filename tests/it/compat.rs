@@ -348,51 +348,72 @@ fn zero_checks_in_each_tools_words() {
     assert_eq!(ours.stderr, "");
 }
 
+/// ssh's `ProxyCommand` idioms (`nc -X 5 -x PROXY %h %p`) and ncat's
+/// `--proxy`, through real proxies: dante for SOCKS (it passes half-close
+/// on, so an echo comes back whole), ncat's HTTP CONNECT proxy for
+/// `-X connect` (it closes both ways at the client's EOF, so the client
+/// reads no stdin: OpenBSD's -d).
 #[test]
-fn proxy_lines_are_refused_in_one_line() {
+fn proxies_carry_bytes_under_each_personality() {
     let names = Names::new();
-    for (name, args, flag) in [
-        // ssh's ProxyCommand idioms.
-        (
-            "nc",
-            &["-X", "5", "-x", "127.0.0.1:1080", "127.0.0.1", "22"][..],
-            "nc -X",
-        ),
-        (
-            "nc",
-            &["-X", "connect", "-x", "127.0.0.1:3128", "127.0.0.1", "22"],
-            "nc -X",
-        ),
-        (
-            "netcat",
-            &["-x", "127.0.0.1:1080", "127.0.0.1", "22"],
-            "netcat -x",
-        ),
+    let data = util::random_bytes(1 << 20);
+    let (_echo, echo) = crate::proxy::echo();
+    let (echo_host, echo_port) = echo.rsplit_once(':').unwrap();
+    let (_dante, socks, _dir) = crate::proxy::dante();
+    let socks = format!("127.0.0.1:{socks}");
+    for (name, flags) in [
+        ("nc", &["-X", "5", "-x", socks.as_str()][..]),
+        ("netcat", &["-x", socks.as_str()]),
+        ("nc.openbsd", &["-X4", "-x", socks.as_str()]),
         (
             "ncat",
-            &[
-                "--proxy",
-                "127.0.0.1:1080",
-                "--proxy-type",
-                "socks5",
-                "127.0.0.1",
-                "22",
-            ],
-            "ncat --proxy",
+            &["--proxy", socks.as_str(), "--proxy-type", "socks5"],
         ),
+        ("ncat", &["--proxy", socks.as_str(), "--proxy-type=socks4"]),
     ] {
-        let out = names.run(name, args, b"");
-        out.code_is(2);
+        let mut args = flags.to_vec();
+        args.extend([echo_host, echo_port]);
+        let out = names.run(name, &args, &data);
+        out.ok();
         assert_eq!(
-            out.stderr,
-            format!(
-                "netsmith: {flag} (proxy) is not supported: netsmith does not support proxies\n"
-            ),
-            "{}",
+            util::sha256(&out.stdout),
+            util::sha256(&data),
+            "{name} {args:?}\n{}",
             out.dump()
         );
-        assert!(out.stdout.is_empty());
     }
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &data).unwrap();
+    let (_down, down) = crate::proxy::one_way("down", file.path().to_str().unwrap());
+    let (_http, http) = crate::proxy::ncat_http(None);
+    let http = format!("127.0.0.1:{http}");
+    let out = names.run(
+        "nc",
+        &[
+            "-d",
+            "-X",
+            "connect",
+            "-x",
+            &http,
+            "127.0.0.1",
+            &down.to_string(),
+        ],
+        b"",
+    );
+    out.ok();
+    assert_eq!(
+        util::sha256(&out.stdout),
+        util::sha256(&data),
+        "{}",
+        out.dump()
+    );
+    // A proxy protocol OpenBSD nc does not have is refused in its terms.
+    let out = names.run("nc", &["-X", "6", "-x", &socks, "127.0.0.1", "1"], b"");
+    out.code_is(2);
+    assert_eq!(
+        out.stderr,
+        "netsmith: nc -X 6: the proxy protocol is 4 (SOCKS4), 5 (SOCKS5) or connect (HTTP)\n"
+    );
 }
 
 #[test]
