@@ -17,7 +17,9 @@ no reply, no such host); 2 bad input or a local refusal (malformed address, port
 cannot be bound, missing file or privilege); 130 interrupted.
 
 nc style also works: `netsmith -l -p 8080` listens, `netsmith HOST PORT` connects,
-`netsmith -zv HOST 22 8000-8010` checks which ports answer.";
+`netsmith -zv HOST 22 8000-8010` checks which ports answer. Run as nc, netcat,
+nc.openbsd, ncat or nc.traditional (a link), or with `--compat ncat|openbsd|traditional`
+first, netsmith reads that tool's command line.";
 
 /// netsmith: talk to ports, run small servers, on TCP, UDP and Unix sockets.
 #[derive(Debug, Parser)]

@@ -276,7 +276,9 @@ pub async fn run(cfg: ConnectConfig) -> Result<()> {
     let target = cfg.target.to_string();
     match open(&cfg).await? {
         Opened::Stream(stream, peer) => {
-            tracing::info!("connected to {peer}");
+            if !told_connected(&cfg.target, &peer) {
+                tracing::info!("connected to {peer}");
+            }
             let opts = session::Options {
                 allow_truncation: cfg.allow_truncation,
                 ..cfg.args.options()
@@ -287,6 +289,11 @@ pub async fn run(cfg: ConnectConfig) -> Result<()> {
             }
         }
         Opened::Datagram(socket) => {
+            // nc says "succeeded" of a UDP socket too; netsmith says nothing.
+            told_connected(
+                &cfg.target,
+                target.strip_prefix("udp://").unwrap_or(&target),
+            );
             datagram::client(
                 &socket,
                 &target,
@@ -298,6 +305,27 @@ pub async fn run(cfg: ConnectConfig) -> Result<()> {
             .await
         }
     }
+}
+
+/// Says "connected" in a personality's words ([`crate::compat`]); false
+/// when netsmith's own words are for the caller to say.
+fn told_connected(target: &Endpoint, peer: &str) -> bool {
+    let (host, port, proto) = match target {
+        Endpoint::Inet { host, port, proto } => {
+            let host = match host {
+                endpoint::Host::Ip(ip) => ip.to_string(),
+                endpoint::Host::Name(name) => name.clone(),
+            };
+            (host, *port, *proto)
+        }
+        Endpoint::Unix { path, .. } => (path.display().to_string(), 0, Proto::Tcp),
+    };
+    crate::compat::tell(&crate::compat::Event::Connected {
+        host: &host,
+        port,
+        proto,
+        peer,
+    })
 }
 
 /// A socket connected to the target.

@@ -25,6 +25,7 @@ pub mod acl;
 pub mod bench;
 pub mod broker;
 pub mod cli;
+pub mod compat;
 pub mod connect;
 pub mod copy;
 pub mod datagram;

@@ -307,7 +307,11 @@ async fn bind(cfg: &ListenConfig) -> Result<(Bound, Option<bind::SocketFile>, St
         ) => format!("udp://{addr}"),
         (endpoint, _) => endpoint.to_string(),
     };
-    if !cfg.quiet {
+    let told = crate::compat::tell(&crate::compat::Event::Listening {
+        addr: local,
+        name: &name,
+    });
+    if !cfg.quiet && !told {
         eprintln!("listening on {}", crate::error::printable(&name));
     }
     if let Some(addr) = local {
@@ -359,19 +363,25 @@ async fn streams(cfg: &ListenConfig, listener: Listener, stdout: &Stdout) -> Res
             let _ = stdio::ended().await;
             watcher.cancel();
         });
+        let local = listener.local_addr();
         let mut next_id = 0;
-        crate::server::accept_loop(&listener, limit, &tracker, &stop, |stream, peer| {
-            if !crate::server::admitted(&cfg.acl, &stream, &peer) {
+        crate::server::accept_loop(&listener, limit, &tracker, &stop, |stream, peer_addr| {
+            if !crate::server::admitted(&cfg.acl, &stream, &peer_addr) {
                 return None;
             }
-            let peer = peer.to_string();
+            let peer = peer_addr.to_string();
             next_id += 1;
             let (input, dropped) = fanout.subscribe(next_id, &peer);
             let out = stdout.clone();
             let opts = opts.clone();
             let tls = cfg.tls.clone();
             Some(async move {
-                tracing::info!("connection from {peer}");
+                if !crate::compat::tell(&crate::compat::Event::Accepted {
+                    local,
+                    peer: &peer_addr,
+                }) {
+                    tracing::info!("connection from {peer}");
+                }
                 let stream = match secure(tls.as_ref(), stream, &peer).await {
                     Ok(stream) => stream,
                     Err(e) => return tracing::warn!("{e}"),
@@ -407,8 +417,11 @@ async fn streams(cfg: &ListenConfig, listener: Listener, stdout: &Stdout) -> Res
         None => accept_admitted(cfg, &listener).await,
     }?;
     // Like nc: one client, so stop listening; later clients are refused.
+    let local = listener.local_addr();
     drop(listener);
-    tracing::info!("connection from {peer}");
+    if !crate::compat::tell(&crate::compat::Event::Accepted { local, peer: &peer }) {
+        tracing::info!("connection from {peer}");
+    }
     let peer = peer.to_string();
     let stream = secure(cfg.tls.as_ref(), stream, &peer).await?;
     let opts = session::Options {

@@ -7,11 +7,21 @@ use netsmith::cli::Cli;
 use netsmith::error::printable;
 
 fn main() -> ExitCode {
-    let cli = match Cli::parse_line(std::env::args_os().collect()) {
+    // Run as nc, ncat, ... (or with --compat): that tool's command line,
+    // rewritten as netsmith's.
+    let line = match netsmith::compat::translate(std::env::args_os().collect()) {
+        Ok(line) => line,
+        Err(err) => {
+            eprintln!("netsmith: {}", printable(&err.to_string()));
+            return ExitCode::from(err.exit_code());
+        }
+    };
+    let cli = match Cli::parse_line(line.args.clone()) {
         Ok(cli) => cli,
         Err(err) => return usage_error(&err),
     };
-    netsmith::logging::init(cli.verbose, cli.quiet);
+    netsmith::compat::speak(&line, cli.verbose > 0 && !cli.quiet);
+    netsmith::logging::init(line.log_verbosity(cli.verbose), cli.quiet);
     if let Err(err) = netsmith::net::check_fd_floor() {
         eprintln!("netsmith: {}", printable(&err.to_string()));
         return ExitCode::from(err.exit_code());

@@ -163,12 +163,19 @@ impl Teller<'_> {
             Host::Name(name) => format!("{name} ({ip})"),
         };
         let proto = c.proto;
+        let service = if c.resolve.numeric {
+            None
+        } else {
+            services::name_of(port, c.proto)
+        };
+        // nc's words, or those of the personality netsmith runs as.
+        let failure = (!ok).then(|| reason(outcome));
+        if let Some(line) =
+            crate::compat::zero_line(&host_text(&c.host), ip, port, proto, service, failure)
+        {
+            return line;
+        }
         if ok {
-            let service = if c.resolve.numeric {
-                None
-            } else {
-                services::name_of(port, c.proto)
-            };
             format!(
                 "Connection to {host} {port} port [{proto}/{}] succeeded!",
                 service.unwrap_or("*")

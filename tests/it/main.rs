@@ -7,6 +7,7 @@ mod abuse;
 mod bad_input;
 mod bench;
 mod broker;
+mod compat;
 mod connect;
 mod demo;
 mod interop;

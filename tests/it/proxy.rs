@@ -13,7 +13,7 @@ use crate::util::{self, Output, Proc};
 const MIB16: usize = 16 << 20;
 
 /// `netsmith serve echo` on loopback: the process and "127.0.0.1:PORT".
-fn echo() -> (Proc, String) {
+pub(crate) fn echo() -> (Proc, String) {
     let mut p = util::spawn(&["serve", "echo=0", "--tcp"]);
     let line = p.listening();
     let addr = line.split_whitespace().next().unwrap().to_string();
@@ -42,7 +42,7 @@ c.close()
 
 /// Serves one connection one way: `up` reads `n` bytes and answers
 /// their SHA-256 in hex; `down` sends the file `arg` and closes.
-fn one_way(mode: &str, arg: &str) -> (Proc, u16) {
+pub(crate) fn one_way(mode: &str, arg: &str) -> (Proc, u16) {
     const SCRIPT: &str = r#"
 import hashlib, socket, sys
 mode, arg = sys.argv[1], sys.argv[2]
@@ -81,7 +81,7 @@ fn microsocks(auth: Option<(&str, &str)>) -> (Proc, u16) {
 
 /// dante's server on a free port: SOCKS4 and SOCKS5, no authentication,
 /// clients and targets on loopback only.
-fn dante() -> (Proc, u16, tempfile::TempDir) {
+pub(crate) fn dante() -> (Proc, u16, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let port = util::free_port();
     let conf = dir.path().join("danted.conf");
@@ -103,7 +103,7 @@ fn dante() -> (Proc, u16, tempfile::TempDir) {
 }
 
 /// ncat's HTTP CONNECT proxy on a free port, with `--proxy-auth` if given.
-fn ncat_http(auth: Option<&str>) -> (Proc, u16) {
+pub(crate) fn ncat_http(auth: Option<&str>) -> (Proc, u16) {
     let port = util::free_port();
     let port_text = port.to_string();
     let mut args = vec!["-l", "--proxy-type", "http", "127.0.0.1", &port_text];
