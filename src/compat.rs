@@ -718,6 +718,9 @@ const NCAT_PORT: &str = "31337";
 fn ncat(tool: &Tool, p: Parsed) -> Result<Vec<OsString>> {
     // --broker and --chat listen, with or without -l.
     let listen = p.has("l") || p.has("broker") || p.has("chat");
+    if listen && p.has("proxy-type") {
+        return ncat_proxy_server(tool, p);
+    }
     let mut out = Out::new(listen, p.count("v"));
     let listener_only = |o: &Opt| {
         (!listen).then(|| {
@@ -781,6 +784,66 @@ fn ncat(tool: &Tool, p: Parsed) -> Result<Vec<OsString>> {
     }
     out.words = words;
     out.finish_checked(tool)
+}
+
+/// `ncat -l --proxy-type http [ADDR] [PORT]`: ncat's HTTP proxy, which
+/// is `netsmith proxy [ADDR:]PORT` (that also speaks SOCKS on the port).
+fn ncat_proxy_server(tool: &Tool, p: Parsed) -> Result<Vec<OsString>> {
+    let mut out: Vec<OsString> = vec!["-v".into(); p.count("v")];
+    out.push("proxy".into());
+    for o in &p.opts {
+        match o.key.as_str() {
+            "l" | "v" | "k" | "p" => {}
+            "4" | "6" | "n" => out.push(format!("-{}", o.key).into()),
+            "proxy-type" if o.value() == "http" => {}
+            "proxy-type" => {
+                return Err(tool.conflict(
+                    o,
+                    "with -l serves http only in ncat; netsmith proxy serves http, socks4 \
+                     and socks5 on one port (give --proxy-type http)",
+                ));
+            }
+            "proxy-auth" => out.extend(["--proxy-auth".into(), o.value()]),
+            "m" => out.extend(["--max-conns".into(), o.value()]),
+            "allow" | "deny" | "allowfile" | "denyfile" => {
+                out.extend([format!("--{}", o.key).into(), o.value()]);
+            }
+            "i" => out.extend(["--idle-timeout".into(), o.value()]),
+            "w" => out.extend(["-w".into(), o.value()]),
+            _ => {
+                return Err(tool.conflict(
+                    o,
+                    "does not apply to a proxy (-l --proxy-type http is netsmith proxy)",
+                ));
+            }
+        }
+    }
+    let port = p.opts.iter().rev().find(|o| o.is("p")).map(Opt::value);
+    let mut words = p.words.into_iter();
+    let (addr, port) = match (words.next(), words.next(), port) {
+        (Some(a), Some(b), None) => (Some(a), b),
+        (Some(w), None, None) if is_number(&w) => (None, w),
+        (Some(a), None, Some(p)) => (Some(a), p),
+        (None, None, Some(p)) => (None, p),
+        (Some(a), None, None) => (Some(a), NCAT_PORT.into()),
+        (None, None, None) => (None, NCAT_PORT.into()),
+        _ => {
+            return Err(Error::usage(format!(
+                "{} -l --proxy-type http takes [ADDR] [PORT]",
+                tool.program
+            )));
+        }
+    };
+    let mut listen = OsString::new();
+    if let Some(addr) = addr {
+        let bracket = addr.to_str().is_some_and(|a| a.contains(':'));
+        listen.push(if bracket { "[" } else { "" });
+        listen.push(&addr);
+        listen.push(if bracket { "]:" } else { ":" });
+    }
+    listen.push(&port);
+    out.extend(["--".into(), listen]);
+    Ok(out)
 }
 
 /// ncat's `--ssl*` options, as netsmith's TLS flags; each implies `--ssl`,
@@ -1049,16 +1112,7 @@ mod tests {
     /// Flags other branches add to netsmith: their translation is
     /// checked by name only, as main's parser does not know them yet;
     /// every other translation is also parsed by netsmith's parser.
-    const LATER: &[&str] = &[
-        "--exec",
-        "--sh-exec",
-        "--broker",
-        "--chat",
-        "--allow",
-        "--deny",
-        "--allowfile",
-        "--denyfile",
-    ];
+    const LATER: &[&str] = &["--exec", "--sh-exec"];
 
     /// `args` run as `program`, as netsmith's line without argv[0].
     fn as_prog(program: &str, args: &[&str]) -> Result<Vec<String>> {
@@ -1557,6 +1611,66 @@ mod tests {
             "ncat",
             &["-lk", "--max-conns=5", "1"],
             &["listen", "-k", "--max-conns", "5", "--", "1"],
+        );
+    }
+
+    #[test]
+    fn ncat_http_proxy_server_is_netsmith_proxy() {
+        same(
+            "ncat",
+            &["-l", "--proxy-type", "http", "8080"],
+            &["proxy", "--", "8080"],
+        );
+        same(
+            "ncat",
+            &[
+                "-lv",
+                "--proxy-type=http",
+                "--proxy-auth",
+                "u:p",
+                "::1",
+                "8080",
+                "-m",
+                "5",
+            ],
+            &[
+                "-v",
+                "proxy",
+                "--proxy-auth",
+                "u:p",
+                "--max-conns",
+                "5",
+                "--",
+                "[::1]:8080",
+            ],
+        );
+        same(
+            "ncat",
+            &[
+                "-l",
+                "-p",
+                "3128",
+                "--proxy-type",
+                "http",
+                "--allow",
+                "10.0.0.0/8",
+            ],
+            &["proxy", "--allow", "10.0.0.0/8", "--", "3128"],
+        );
+        same(
+            "ncat",
+            &["-l", "--proxy-type", "http"],
+            &["proxy", "--", "31337"],
+        );
+        refused(
+            "ncat",
+            &["-l", "--proxy-type", "socks4", "8080"],
+            &["ncat --proxy-type", "http only", "netsmith proxy"],
+        );
+        refused(
+            "ncat",
+            &["-l", "--proxy-type", "http", "--exec", "cat", "8080"],
+            &["ncat --exec", "does not apply to a proxy"],
         );
     }
 

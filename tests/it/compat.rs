@@ -562,3 +562,29 @@ fn round_trip_raw(
     got.ok();
     (sent, got)
 }
+
+#[test]
+fn ncat_listening_as_an_http_proxy_is_netsmith_proxy() {
+    let names = Names::new();
+    let mut proxy = names.spawn("ncat", &["-l", "--proxy-type", "http", "0"]);
+    let port = port_of(&proxy.wait_stderr("listening on "));
+    let (_echo, echo) = crate::proxy::echo();
+    let (echo_host, echo_port) = echo.rsplit_once(':').unwrap();
+    let data = util::random_bytes(1 << 20);
+    let at = format!("127.0.0.1:{port}");
+    // ncat's own HTTP client, and (on the same port) a SOCKS5 one.
+    for kind in ["http", "socks5"] {
+        let out = util::run_cmd(
+            util::require("ncat"),
+            &["--proxy", &at, "--proxy-type", kind, echo_host, echo_port],
+            &data,
+        );
+        out.ok();
+        assert_eq!(
+            util::sha256(&out.stdout),
+            util::sha256(&data),
+            "{kind}\n{}",
+            out.dump()
+        );
+    }
+}
