@@ -12,6 +12,8 @@
 //!   end-of-stream (half-close) policy; [`datagram`]: the same for datagrams.
 //! - [`tls`]: TLS client connector and server acceptor (rustls), turning
 //!   any stream into an encrypted one.
+//! - [`exec`]: programs as the peer (`--exec`, `exec:`): started per
+//!   connection in a process group of their own, with ncat's environment.
 //! - [`server`]: the accept loop, with its connection limit and EMFILE back-off.
 //! - [`connect`], [`listen`], [`serve`], [`relay`], [`scan`], [`bench`], [`sniff`],
 //!   [`resolve`], [`ping`], [`demo`]: the commands;
@@ -28,6 +30,7 @@ pub mod demo;
 pub mod duration;
 pub mod endpoint;
 pub mod error;
+pub mod exec;
 pub mod listen;
 pub mod logging;
 pub mod net;

@@ -17,11 +17,12 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::cli::{FamilyArgs, SessionArgs};
+use crate::cli::{ExecArgs, FamilyArgs, SessionArgs};
 use crate::connect::{chunks, input};
 use crate::datagram;
 use crate::endpoint::{self, Endpoint, Host, PortZero};
 use crate::error::{Error, Result};
+use crate::exec::Program;
 use crate::net::{Datagram, Family, Listener, Resolve, Stream, bind};
 use crate::services::Proto;
 use crate::session::{self, Input};
@@ -73,6 +74,8 @@ pub struct ListenArgs {
     #[command(flatten)]
     pub session: SessionArgs,
     #[command(flatten)]
+    pub exec: ExecArgs,
+    #[command(flatten)]
     pub tls: crate::tls::ServerArgs,
 }
 
@@ -93,6 +96,9 @@ pub struct ListenConfig {
     pub allow_truncation: bool,
     /// `-u`: whom the conversation is with.
     pub peers: datagram::Peers,
+    /// `--exec`/`--sh-exec`: the program run for each client instead of
+    /// stdin and stdout, and how the user spelled it.
+    pub program: Option<(Program, String)>,
 }
 
 impl ListenConfig {
@@ -143,6 +149,18 @@ impl ListenConfig {
                 }
             }
         };
+        let datagrams = matches!(
+            endpoint,
+            Endpoint::Inet {
+                proto: Proto::Udp,
+                ..
+            } | Endpoint::Unix { datagram: true, .. }
+        );
+        if a.exec.given() && datagrams {
+            return Err(crate::cli::exec_needs_stream());
+        }
+        // A program that cannot run is refused now, before listening.
+        let program = a.exec.program()?;
         let tls = match &endpoint {
             Endpoint::Inet {
                 proto: Proto::Udp, ..
@@ -169,6 +187,7 @@ impl ListenConfig {
             args: a.session,
             tls,
             peers: a.peers,
+            program,
         })
     }
 }
@@ -249,6 +268,9 @@ async fn bind(cfg: &ListenConfig) -> Result<(Bound, Option<bind::SocketFile>, St
     if let Some(addr) = local {
         crate::net::warn_if_exposed(&name, addr.ip());
     }
+    if let Some((program, spelled)) = &cfg.program {
+        eprintln!("{}", crate::exec::warning(&name, program, spelled));
+    }
     Ok((bound, file, name))
 }
 
@@ -263,6 +285,11 @@ pub(crate) async fn bind_addr(resolve: &Resolve, host: &Host, port: u16) -> Resu
 
 /// Serves stream clients: one, or many with `-k`.
 async fn streams(cfg: &ListenConfig, listener: Listener, stdout: &Stdout) -> Result<()> {
+    if let Some((program, _)) = &cfg.program {
+        // However listen ends (Ctrl-C, SIGTERM), no program outlives it.
+        let _programs = crate::exec::Programs;
+        return programs(cfg, listener, program).await;
+    }
     if cfg.keep_open {
         let fanout = Fanout::start(&cfg.args);
         let mut opts = cfg.args.options();
@@ -310,6 +337,65 @@ async fn streams(cfg: &ListenConfig, listener: Listener, stdout: &Stdout) -> Res
         // `crate::run` reports it (exit 1).
         return Ok(());
     }
+    let (stream, peer) = accept_one(cfg, listener).await?;
+    let opts = session::Options {
+        allow_truncation: cfg.allow_truncation,
+        ..cfg.args.options()
+    };
+    tokio::select! {
+        r = session::run(stream, &peer, input(&cfg.args), stdout.clone(), &opts) => r,
+        r = stdio::ended() => r,
+    }
+}
+
+/// Serves clients with a program each (`--exec`, `--sh-exec`): one client,
+/// whose program's failure is the command's (exit 1); or with `-k` many at
+/// once, up to `--max-conns`, each program's failure said on stderr.
+async fn programs(cfg: &ListenConfig, listener: Listener, program: &Program) -> Result<()> {
+    let mut opts = cfg.args.options();
+    opts.allow_truncation = cfg.allow_truncation;
+    if !cfg.keep_open {
+        let (stream, peer) = accept_one(cfg, listener).await?;
+        return crate::exec::session(stream, &peer, program, &opts)
+            .await?
+            .into_result(program);
+    }
+    opts.label_hex = true;
+    let opts = Arc::new(opts);
+    let program = Arc::new(program.clone());
+    let limit = Arc::new(tokio::sync::Semaphore::new(cfg.max_conns));
+    let (tracker, forever) = (TaskTracker::new(), CancellationToken::new());
+    crate::server::accept_loop(&listener, limit, &tracker, &forever, |stream, peer| {
+        let (opts, program, tls) = (opts.clone(), program.clone(), cfg.tls.clone());
+        Some(async move {
+            let peer = peer.to_string();
+            tracing::info!("connection from {peer}");
+            let stream = match secure(tls.as_ref(), stream, &peer).await {
+                Ok(stream) => stream,
+                Err(e) => return tracing::warn!("netsmith: {e}"),
+            };
+            match crate::exec::session(stream, &peer, &program, &opts).await {
+                Ok(outcome) => {
+                    if let Some(failed) = outcome.program_failure(&program) {
+                        tracing::warn!("netsmith: {peer}: {failed}");
+                    }
+                    match outcome.result {
+                        Ok(()) => tracing::info!("{peer} disconnected"),
+                        Err(e) => tracing::warn!("netsmith: {peer}: {e}"),
+                    }
+                }
+                Err(e) => tracing::warn!("netsmith: {peer}: {e}"),
+            }
+        })
+    })
+    .await;
+    Ok(())
+}
+
+/// Accepts the one client of a listener without `-k` (within `--timeout`),
+/// closes the listener (later clients are refused, as with nc) and
+/// completes its TLS handshake (`--tls`).
+async fn accept_one(cfg: &ListenConfig, listener: Listener) -> Result<(Stream, String)> {
     let accepted = match cfg.timeout {
         Some(limit) => tokio::time::timeout(limit, listener.accept())
             .await
@@ -327,14 +413,7 @@ async fn streams(cfg: &ListenConfig, listener: Listener, stdout: &Stdout) -> Res
     tracing::info!("connection from {peer}");
     let peer = peer.to_string();
     let stream = secure(cfg.tls.as_ref(), stream, &peer).await?;
-    let opts = session::Options {
-        allow_truncation: cfg.allow_truncation,
-        ..cfg.args.options()
-    };
-    tokio::select! {
-        r = session::run(stream, &peer, input(&cfg.args), stdout.clone(), &opts) => r,
-        r = stdio::ended() => r,
-    }
+    Ok((stream, peer))
 }
 
 /// The TLS handshake on an accepted stream, when `--tls` asks for one.

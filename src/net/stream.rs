@@ -117,6 +117,15 @@ impl Stream {
         }
     }
 
+    /// This end's IP address and port; `None` for a Unix socket.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Stream::Tcp(s) => s.local_addr().ok(),
+            Stream::Unix(_) => None,
+            Stream::Tls(s) => s.get_ref().0.local_addr(),
+        }
+    }
+
     /// Whether this is a TLS session (see [`Stream::Tls`]).
     pub fn is_tls(&self) -> bool {
         matches!(self, Stream::Tls(_))

@@ -150,16 +150,8 @@ impl RelayConfig {
         check_pair(&from, &to)?;
         // A program that cannot run is refused now, not at every client.
         for side in [&from, &to] {
-            match side {
-                Side::Exec(argv) => {
-                    if let Some(program) = argv.first() {
-                        io::find_program(program).map_err(|e| in_side(e, side))?;
-                    }
-                }
-                Side::Shell(_) => {
-                    io::find_program("/bin/sh").map_err(|e| in_side(e, side))?;
-                }
-                _ => {}
+            if let Some(program) = side.program() {
+                program.check().map_err(|e| in_side(e, side))?;
             }
         }
         let acceptor = match &from {
@@ -269,7 +261,7 @@ pub async fn run(cfg: RelayConfig) -> Result<()> {
     let cfg = Arc::new(cfg);
     // However the relay ends (Ctrl-C and SIGTERM drop this future), the
     // programs it started end with it.
-    let _programs = io::Programs;
+    let _programs = crate::exec::Programs;
     let (Side::Listen(endpoint) | Side::TlsListen(endpoint)) = &cfg.from else {
         let a = open(&cfg.from, &cfg).await?;
         let b = open(&cfg.to, &cfg).await?;
@@ -315,17 +307,10 @@ fn announce(cfg: &RelayConfig, local: &str) {
     if !cfg.quiet {
         eprintln!("listening on {}", printable(local));
     }
-    let program = match &cfg.to {
-        Side::Exec(argv) => argv.first().cloned(),
-        Side::Shell(_) => Some("/bin/sh".to_string()),
-        _ => None,
-    };
-    if let Some(program) = program {
+    if let Some(program) = cfg.to.program() {
         eprintln!(
-            "warning: every client of {} can run {} ({}), as this user",
-            printable(local),
-            printable(&program),
-            printable(&cfg.to.to_string())
+            "{}",
+            crate::exec::warning(local, &program, &cfg.to.to_string())
         );
     }
 }
@@ -451,8 +436,10 @@ async fn open(side: &Side, cfg: &RelayConfig) -> Result<Io> {
             path,
             datagram: false,
         }) => dial::unix(path).await.map(Io::Net),
-        Side::Exec(argv) => io::exec(argv),
-        Side::Shell(line) => io::shell(line),
+        Side::Exec(_) | Side::Shell(_) => match side.program() {
+            Some(program) => io::program(&program),
+            None => Err(Error::usage(format!("\"{side}\" names no program"))),
+        },
         Side::Stdio => Ok(io::stdio()),
         Side::Listen(_) | Side::Connect(_) | Side::TlsListen(_) | Side::TlsConnect(_) => Err(
             Error::usage(format!("\"{side}\" cannot be opened as one stream")),
