@@ -8,6 +8,7 @@ mod bad_input;
 mod bench;
 mod connect;
 mod demo;
+mod exec;
 mod interop;
 mod listen;
 mod nc;
