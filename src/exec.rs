@@ -193,20 +193,21 @@ fn parts(addr: Option<SocketAddr>) -> (String, String) {
     }
 }
 
-/// A started program: its pipes, and the process (to wait for).
+/// A started program: its stdout (read), its stdin (written), and the
+/// process (to wait for). The two pipes are apart, so that each direction
+/// of a connection uses one without a lock between them.
 pub struct Running {
-    pub pipes: Pipes,
+    pub stdout: ChildStdout,
+    pub stdin: Stdin,
     pub process: Process,
 }
 
-/// A program's stdout, read, and stdin, written; closing its stdin is the
-/// half-close (so `wc -c` prints its count when the client has sent
-/// everything). What is sent to a program that has closed its stdin (or
-/// exited) is discarded, and counted, so that its output still reaches
-/// the client.
-pub struct Pipes {
-    stdin: Option<ChildStdin>,
-    stdout: ChildStdout,
+/// A program's stdin; closing it is the half-close (so `wc -c` prints its
+/// count when the client has sent everything). What is sent to a program
+/// that has closed its stdin (or exited) is discarded, and counted, so
+/// that its output still reaches the client.
+pub struct Stdin {
+    pipe: Option<ChildStdin>,
     /// Bytes discarded because the program no longer read its stdin.
     discarded: u64,
 }
@@ -445,9 +446,9 @@ fn start(mut command: Command, program: &str) -> Result<Running> {
         });
     };
     Ok(Running {
-        pipes: Pipes {
-            stdin: Some(stdin),
-            stdout,
+        stdout,
+        stdin: Stdin {
+            pipe: Some(stdin),
             discarded: 0,
         },
         process: Process {
@@ -457,31 +458,21 @@ fn start(mut command: Command, program: &str) -> Result<Running> {
     })
 }
 
-impl AsyncRead for Pipes {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stdout).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Pipes {
+impl AsyncWrite for Stdin {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let Some(stdin) = &mut this.stdin else {
+        let Some(stdin) = &mut this.pipe else {
             this.discarded += buf.len() as u64;
             return Poll::Ready(Ok(buf.len()));
         };
         match Pin::new(stdin).poll_write(cx, buf) {
             Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
                 tracing::info!("the program closed its stdin; what it is sent is discarded");
-                this.stdin = None;
+                this.pipe = None;
                 this.discarded += buf.len() as u64;
                 Poll::Ready(Ok(buf.len()))
             }
@@ -490,7 +481,7 @@ impl AsyncWrite for Pipes {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().stdin {
+        match &mut self.get_mut().pipe {
             Some(stdin) => Pin::new(stdin).poll_flush(cx),
             None => Poll::Ready(Ok(())),
         }
@@ -505,7 +496,7 @@ impl AsyncWrite for Pipes {
                 this.discarded
             );
         }
-        this.stdin = None;
+        this.pipe = None;
         Poll::Ready(Ok(()))
     }
 }
@@ -516,7 +507,7 @@ impl AsyncRead for RunningStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0.pipes).poll_read(cx, buf)
+        Pin::new(&mut self.get_mut().0.stdout).poll_read(cx, buf)
     }
 }
 
@@ -526,15 +517,15 @@ impl AsyncWrite for RunningStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().0.pipes).poll_write(cx, buf)
+        Pin::new(&mut self.get_mut().0.stdin).poll_write(cx, buf)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0.pipes).poll_flush(cx)
+        Pin::new(&mut self.get_mut().0.stdin).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0.pipes).poll_shutdown(cx)
+        Pin::new(&mut self.get_mut().0.stdin).poll_shutdown(cx)
     }
 }
 
@@ -615,16 +606,19 @@ pub async fn session(
     opts: &crate::session::Options,
 ) -> Result<Outcome> {
     let env = Env::of(&stream);
-    let Running { pipes, mut process } = program.start(Some(&env))?;
+    let Running {
+        stdout,
+        stdin,
+        mut process,
+    } = program.start(Some(&env))?;
     tracing::info!(
         "{peer}: started {} (pid {})",
         printable(program.name()),
         process.child.id().unwrap_or(0)
     );
-    let (from_program, to_program) = tokio::io::split(pipes);
     let output_ended = CancellationToken::new();
     let from_program = EofSignal {
-        inner: from_program,
+        inner: stdout,
         ended: output_ended.clone(),
     };
     let opts = crate::session::Options {
@@ -632,7 +626,7 @@ pub async fn session(
         input_pause: None,
         ..opts.clone()
     };
-    let run = crate::session::run(stream, peer, Box::new(from_program), to_program, &opts);
+    let run = crate::session::run(stream, peer, Box::new(from_program), stdin, &opts);
     tokio::pin!(run);
     let mut status = None;
     let result = tokio::select! {

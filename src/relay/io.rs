@@ -9,7 +9,7 @@
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::error::Result;
-use crate::exec::Program;
+use crate::exec::{Env, Program};
 use crate::net::Stream;
 use crate::stdio;
 
@@ -39,9 +39,10 @@ impl Io {
 /// Starts `program` (`exec:`, `sh:`) with its stdin and stdout as the
 /// stream; it runs in a process group of its own, ended with the stream.
 /// What is sent to a program that has closed its stdin is discarded, so
-/// that its output still reaches the client; its stderr stays ours.
-pub fn program(program: &Program) -> Result<Io> {
-    Ok(Io::Boxed(Box::new(program.start(None)?.into_stream())))
+/// that its output still reaches the client; its stderr stays ours. A
+/// program serving a client sees ncat's variables (`env`).
+pub fn program(program: &Program, env: Option<&Env>) -> Result<Io> {
+    Ok(Io::Boxed(Box::new(program.start(env)?.into_stream())))
 }
 
 /// This process's stdin and stdout as one stream (`stdio`, `-`).

@@ -263,8 +263,8 @@ pub async fn run(cfg: RelayConfig) -> Result<()> {
     // programs it started end with it.
     let _programs = crate::exec::Programs;
     let (Side::Listen(endpoint) | Side::TlsListen(endpoint)) = &cfg.from else {
-        let a = open(&cfg.from, &cfg).await?;
-        let b = open(&cfg.to, &cfg).await?;
+        let a = open(&cfg.from, &cfg, None).await?;
+        let b = open(&cfg.to, &cfg, None).await?;
         let label = cfg.from.to_string();
         let (up, down) = stdio_outcome(join(a, b, &cfg, &label).await)?;
         tracing::info!("done: {up} bytes to {}, {down} bytes back", cfg.to);
@@ -327,7 +327,8 @@ async fn serve(listener: &Listener, cfg: &Arc<RelayConfig>, max: usize) -> Resul
                 .map_err(|e| Error::io("accept a connection", &e))?;
             if admitted(cfg, &stream, &peer) {
                 let stream = terminate(cfg, stream, &peer).await?;
-                let to = open(&cfg.to, cfg).await?;
+                let env = crate::exec::Env::of(&stream);
+                let to = open(&cfg.to, cfg, Some(&env)).await?;
                 return stdio_outcome(join(Io::Net(stream), to, cfg, &format!("#1 {peer}")).await)
                     .map(|_| ());
             }
@@ -384,7 +385,8 @@ async fn client(stream: Stream, peer: Peer, id: u64, cfg: Arc<RelayConfig>) {
             return;
         }
     };
-    let to = match open(&cfg.to, &cfg).await {
+    let env = crate::exec::Env::of(&stream);
+    let to = match open(&cfg.to, &cfg, Some(&env)).await {
         Ok(to) => to,
         Err(e) => {
             tracing::warn!("#{id} {peer}: {e}; client closed");
@@ -399,8 +401,9 @@ async fn client(stream: Stream, peer: Peer, id: u64, cfg: Arc<RelayConfig>) {
     }
 }
 
-/// Opens a side that is not a listener: connects, or starts a program.
-async fn open(side: &Side, cfg: &RelayConfig) -> Result<Io> {
+/// Opens a side that is not a listener: connects, or starts a program
+/// (with `env`, ncat's variables for the client it serves, if any).
+async fn open(side: &Side, cfg: &RelayConfig, env: Option<&crate::exec::Env>) -> Result<Io> {
     match side {
         Side::Connect(
             target @ Endpoint::Inet {
@@ -437,7 +440,7 @@ async fn open(side: &Side, cfg: &RelayConfig) -> Result<Io> {
             datagram: false,
         }) => dial::unix(path).await.map(Io::Net),
         Side::Exec(_) | Side::Shell(_) => match side.program() {
-            Some(program) => io::program(&program),
+            Some(program) => io::program(&program, env),
             None => Err(Error::usage(format!("\"{side}\" names no program"))),
         },
         Side::Stdio => Ok(io::stdio()),

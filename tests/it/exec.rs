@@ -468,3 +468,22 @@ fn connect_exec_against_ncat_listen() {
     out.ok();
     same(&out.stdout, &data);
 }
+
+#[test]
+fn relay_programs_see_ncats_environment_too() {
+    let mut relay = util::spawn(&["relay", "tcp-listen:0", "sh:env"]);
+    let addr = relay.listening();
+    let stream = TcpStream::connect(&addr).unwrap();
+    let (me, it) = (stream.local_addr().unwrap(), stream.peer_addr().unwrap());
+    let env = String::from_utf8(exchange_on(&stream, b"")).unwrap();
+    has_env(
+        &vars(&env),
+        [
+            ("REMOTE_ADDR", "127.0.0.1"),
+            ("REMOTE_PORT", &me.port().to_string()),
+            ("LOCAL_ADDR", "127.0.0.1"),
+            ("LOCAL_PORT", &it.port().to_string()),
+            ("PROTO", "TCP"),
+        ],
+    );
+}
