@@ -172,9 +172,10 @@ impl SessionArgs {
 /// `--sh-exec`/`-c`, as ncat spells them.
 #[derive(Debug, Args, Clone)]
 pub struct ExecArgs {
-    /// Run PROG for the connection, its stdin and stdout joined to it (split
-    /// into arguments as a shell would, without one; ncat -e). A listener
-    /// runs one per client.
+    /// Run PROG with its stdin and stdout as the connection, one per client
+    /// (split into arguments as a shell would, but without one; ncat -e).
+    /// It sees ncat's environment variables (the remote and local address
+    /// and port, the protocol); its stderr is netsmith's.
     #[arg(
         short = 'e',
         long = "exec",
@@ -182,7 +183,7 @@ pub struct ExecArgs {
         conflicts_with_all = ["sh_exec", "send", "recv_only", "send_only"]
     )]
     pub exec: Option<String>,
-    /// Run CMD through /bin/sh -c for the connection, as --exec does (ncat -c).
+    /// Run CMD through /bin/sh -c, as --exec runs PROG (ncat -c).
     #[arg(
         short = 'c',
         long = "sh-exec",

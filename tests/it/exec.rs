@@ -487,3 +487,42 @@ fn relay_programs_see_ncats_environment_too() {
         ],
     );
 }
+
+#[test]
+fn listen_k_runs_at_most_max_conns_children_and_the_rest_wait() {
+    let (_srv, addr) = listen(&[
+        "-k",
+        "--max-conns",
+        "1",
+        "--sh-exec",
+        "echo $NCAT_REMOTE_PORT; exec cat",
+    ]);
+    let first_line = |stream: &TcpStream| {
+        let mut line = String::new();
+        let mut byte = [0u8; 1];
+        while !line.ends_with('\n') {
+            match (&*stream).read(&mut byte) {
+                Ok(1) => line.push(byte[0] as char),
+                other => return Err(other),
+            }
+        }
+        Ok(line)
+    };
+    let a = TcpStream::connect(&addr).unwrap();
+    a.set_read_timeout(Some(WAIT)).unwrap();
+    first_line(&a).expect("the first client's child");
+    // The second client waits in the backlog: no child, no line.
+    let b = TcpStream::connect(&addr).unwrap();
+    b.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    assert!(
+        (&b).read(&mut byte).is_err(),
+        "a second child started beyond --max-conns 1"
+    );
+    // The first connection ends: the second client gets its child.
+    assert_eq!(exchange_on(&a, b"a"), b"a");
+    b.set_read_timeout(Some(WAIT)).unwrap();
+    let line = first_line(&b).expect("the second client's child");
+    assert_eq!(line.trim(), b.local_addr().unwrap().port().to_string());
+}
