@@ -232,11 +232,12 @@ impl ExecArgs {
     }
 }
 
-/// The refusal of `--exec` over datagrams, naming what works.
+/// The refusal of `connect --exec` over datagrams, naming what works.
 pub fn exec_needs_stream() -> crate::Error {
     crate::Error::usage(
-        "--exec and --sh-exec join a program to a stream: TCP (the default), --tls or a \
-         Unix stream socket (--unix); drop -u (or udp://, unixgram:)",
+        "connect --exec and --sh-exec join a program to a stream: TCP (the default), --tls \
+         or a Unix stream socket; drop -u (or udp://, unixgram:). listen -u --exec runs a \
+         program per sender",
     )
 }
 

@@ -654,6 +654,166 @@ pub async fn session(
     Ok(Outcome { result, status })
 }
 
+/// The largest datagram a program's output is cut into: the most UDP
+/// carries over IPv4.
+const MAX_DATAGRAM: usize = 65_507;
+
+/// Datagrams queued for one program's stdin before its sender's datagrams
+/// are dropped (UDP may lose them; a stuck program must not stall the
+/// others).
+const DATAGRAM_QUEUE: usize = 64;
+
+/// Runs `program` per sender of datagrams on `socket` (`listen -u --exec`,
+/// as ncat does): each datagram from a sender goes to its program's stdin,
+/// and each read of the program's stdout goes back to that sender as one
+/// datagram. Without `keep_open` only the first sender is served (others
+/// are ignored, as listen -u does) and the command ends with its program,
+/// whose failure is then exit 1; with it, up to `max` senders have a
+/// program at once, each ending when its program does.
+///
+/// # Errors
+///
+/// The socket fails, or (without `keep_open`) the program cannot be
+/// started or fails.
+pub async fn datagrams(
+    socket: crate::net::Datagram,
+    program: &Program,
+    keep_open: bool,
+    max: usize,
+) -> Result<()> {
+    use crate::net::Peer;
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    use tokio::sync::mpsc;
+
+    let socket = Arc::new(socket);
+    let local = socket.local_addr();
+    let mut peers: HashMap<Peer, mpsc::Sender<bytes::Bytes>> = HashMap::new();
+    let (ended_tx, mut ended_rx) = mpsc::unbounded_channel::<(Peer, Result<()>)>();
+    let mut first: Option<Peer> = None;
+    let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+    loop {
+        let (n, peer) = tokio::select! {
+            r = socket.recv_from(&mut buf) => match r {
+                Ok(got) => got,
+                // An ICMP error from an earlier reply: not this socket's end.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
+                Err(e) => return Err(Error::io("receive a datagram", &e)),
+            },
+            Some((peer, result)) = ended_rx.recv() => {
+                peers.remove(&peer);
+                if !keep_open {
+                    return result;
+                }
+                if let Err(e) = result {
+                    tracing::warn!("netsmith: {peer}: {e}");
+                }
+                continue;
+            }
+        };
+        if let Some(tx) = peers.get(&peer) {
+            if tx
+                .try_send(bytes::Bytes::copy_from_slice(&buf[..n]))
+                .is_err()
+            {
+                tracing::info!("{peer}: its program is not reading: a datagram dropped");
+            }
+            continue;
+        }
+        if !keep_open && first.as_ref().is_some_and(|f| *f != peer) {
+            tracing::info!("ignoring a datagram from {peer}: talking with the first sender");
+            continue;
+        }
+        if first.is_some() && !keep_open {
+            continue; // the first sender's program has ended
+        }
+        if peers.len() >= max {
+            tracing::warn!(
+                "netsmith: {peer}: {max} programs run already (--max-conns); datagram dropped"
+            );
+            continue;
+        }
+        first.get_or_insert_with(|| peer.clone());
+        let remote = match &peer {
+            Peer::Inet(addr) => Some(*addr),
+            Peer::Unix(_) => None,
+        };
+        let env = Env::from_addrs(remote, local, "UDP");
+        let running = match program.start(Some(&env)) {
+            Ok(running) => running,
+            Err(e) if keep_open => {
+                tracing::warn!("netsmith: {peer}: {e}");
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        tracing::info!("{peer}: started {}", printable(program.name()));
+        let (tx, rx) = mpsc::channel(DATAGRAM_QUEUE);
+        let _ = tx.try_send(bytes::Bytes::copy_from_slice(&buf[..n]));
+        peers.insert(peer.clone(), tx);
+        let (socket, ended, program) = (socket.clone(), ended_tx.clone(), program.clone());
+        tokio::spawn(async move {
+            let result = conversation(running, rx, &socket, &peer, &program).await;
+            let _ = ended.send((peer, result));
+        });
+    }
+}
+
+/// One sender's program: datagrams in to its stdin, each read of its
+/// stdout out as a datagram, until its stdout ends; then its exit status.
+async fn conversation(
+    running: Running,
+    mut datagrams: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+    socket: &crate::net::Datagram,
+    peer: &crate::net::Peer,
+    program: &Program,
+) -> Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Running {
+        mut stdout,
+        mut stdin,
+        mut process,
+    } = running;
+    let feed = async {
+        while let Some(datagram) = datagrams.recv().await {
+            if stdin.write_all(&datagram).await.is_err() {
+                break;
+            }
+        }
+        std::future::pending::<()>().await;
+    };
+    let answer = async {
+        let mut buf = vec![0u8; MAX_DATAGRAM];
+        loop {
+            let n = stdout
+                .read(&mut buf)
+                .await
+                .map_err(|e| Error::io(format!("read from {}", program.name()), &e))?;
+            if n == 0 {
+                return Ok(());
+            }
+            socket
+                .send_to(&buf[..n], peer)
+                .await
+                .map_err(|e| Error::io(format!("send to {peer}"), &e))?;
+        }
+    };
+    let result = tokio::select! {
+        () = feed => Ok(()),
+        r = answer => r,
+    };
+    result?;
+    let status = tokio::time::timeout(GRACE, process.wait())
+        .await
+        .ok()
+        .and_then(std::result::Result::ok);
+    Outcome {
+        result: Ok(()),
+        status,
+    }
+    .into_result(program)
+}
+
 /// A reader that cancels `ended` when it reaches EOF.
 struct EofSignal<R> {
     inner: R,

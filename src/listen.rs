@@ -156,8 +156,11 @@ impl ListenConfig {
                 ..
             } | Endpoint::Unix { datagram: true, .. }
         );
-        if a.exec.given() && datagrams {
-            return Err(crate::cli::exec_needs_stream());
+        if a.exec.given() && datagrams && a.peers != datagram::Peers::First {
+            return Err(Error::usage(
+                "--peers is for stdin and stdout: with --exec each sender has its own program \
+                 (-k: many senders at once)",
+            ));
         }
         // A program that cannot run is refused now, before listening.
         let program = a.exec.program()?;
@@ -198,6 +201,14 @@ pub async fn run(cfg: ListenConfig) -> Result<()> {
     let mut stdout = Stdout::get();
     match bound {
         Bound::Streams(listener) => streams(&cfg, listener, &stdout).await,
+        Bound::Datagrams(socket) if cfg.program.is_some() => {
+            let Some((program, _)) = &cfg.program else {
+                return Ok(());
+            };
+            // However listen ends (Ctrl-C, SIGTERM), no program outlives it.
+            let _programs = crate::exec::Programs;
+            crate::exec::datagrams(socket, program, cfg.keep_open, cfg.max_conns).await
+        }
         Bound::Datagrams(socket) => {
             let opts = datagram::ServerOptions {
                 timeout: cfg.timeout,

@@ -590,14 +590,14 @@ const CASES: &[(&[&str], i32, &[&str])] = &[
         &["--zero-io"],
     ),
     (
-        &["listen", "-u", "--exec", "cat", "0"],
+        &["listen", "-u", "--peers", "all", "--exec", "cat", "0"],
         2,
-        &["--exec", "TCP", "drop -u"],
+        &["--peers", "--exec", "own program"],
     ),
     (
         &["connect", "--sh-exec", "cat", "udp://127.0.0.1:9"],
         2,
-        &["--exec", "drop -u"],
+        &["--exec", "drop -u", "listen -u --exec"],
     ),
     (
         &["listen", "--exec", "cat", "-c", "cat", "0"],

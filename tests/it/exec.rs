@@ -7,7 +7,7 @@
 //! other side. Every listener binds port 0 and every wait is bounded.
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};
 use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
@@ -525,4 +525,68 @@ fn listen_k_runs_at_most_max_conns_children_and_the_rest_wait() {
     b.set_read_timeout(Some(WAIT)).unwrap();
     let line = first_line(&b).expect("the second client's child");
     assert_eq!(line.trim(), b.local_addr().unwrap().port().to_string());
+}
+
+/// Sends `what` from `socket` to `addr` and returns the next datagram.
+fn ask(socket: &UdpSocket, addr: &str, what: &[u8]) -> Vec<u8> {
+    socket.send_to(what, addr).unwrap();
+    next_datagram(socket)
+}
+
+fn next_datagram(socket: &UdpSocket) -> Vec<u8> {
+    socket.set_read_timeout(Some(WAIT)).unwrap();
+    let mut buf = vec![0u8; 70_000];
+    let n = socket.recv(&mut buf).expect("a datagram back");
+    buf.truncate(n);
+    buf
+}
+
+#[test]
+fn listen_udp_k_runs_a_program_per_sender_datagrams_in_and_out() {
+    let mut srv = util::spawn(&[
+        "listen",
+        "-u",
+        "-k",
+        "--sh-exec",
+        "echo $NCAT_REMOTE_PORT $NCAT_PROTO; exec cat",
+        "127.0.0.1",
+        "0",
+    ]);
+    let addr = srv.listening();
+    let addr = addr.strip_prefix("udp://").unwrap().to_string();
+    let senders: Vec<UdpSocket> = (0..3)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    for (i, socket) in senders.iter().enumerate() {
+        let port = socket.local_addr().unwrap().port();
+        let hello = format!("hello {i}\n");
+        // The program's first line, then the datagram echoed by its cat.
+        assert_eq!(
+            ask(socket, &addr, hello.as_bytes()),
+            format!("{port} UDP\n").as_bytes()
+        );
+        assert_eq!(next_datagram(socket), hello.as_bytes());
+    }
+    // Each sender still talks with its own program, a large datagram whole.
+    for socket in &senders {
+        let data = util::random_bytes(60_000);
+        assert_eq!(ask(socket, &addr, &data), data);
+    }
+}
+
+#[test]
+fn listen_udp_serves_the_first_sender_and_ends_with_its_program() {
+    let mut srv = util::spawn(&[
+        "listen",
+        "-u",
+        "--sh-exec",
+        "read line; echo \"got $line\"",
+        "127.0.0.1",
+        "0",
+    ]);
+    let addr = srv.listening();
+    let addr = addr.strip_prefix("udp://").unwrap().to_string();
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    assert_eq!(ask(&socket, &addr, b"one\n"), b"got one\n");
+    srv.wait_exit(WAIT).ok();
 }
