@@ -669,7 +669,8 @@ const DATAGRAM_QUEUE: usize = 64;
 /// datagram. Without `keep_open` only the first sender is served (others
 /// are ignored, as listen -u does) and the command ends with its program,
 /// whose failure is then exit 1; with it, up to `max` senders have a
-/// program at once, each ending when its program does.
+/// program at once, each ending when its program does, or after `idle`
+/// (`-i`) without a datagram either way (UDP has no end of stream).
 ///
 /// # Errors
 ///
@@ -680,6 +681,7 @@ pub async fn datagrams(
     program: &Program,
     keep_open: bool,
     max: usize,
+    idle: Option<Duration>,
 ) -> Result<()> {
     use crate::net::Peer;
     use std::collections::HashMap;
@@ -705,8 +707,10 @@ pub async fn datagrams(
                 if !keep_open {
                     return result;
                 }
-                if let Err(e) = result {
-                    tracing::warn!("netsmith: {peer}: {e}");
+                match result {
+                    Err(e @ Error::Program { .. }) => tracing::warn!("netsmith: {peer}: {e}"),
+                    Err(e) => tracing::warn!("netsmith: {e}"),
+                    Ok(()) => tracing::info!("{peer}: its program ended"),
                 }
                 continue;
             }
@@ -753,7 +757,7 @@ pub async fn datagrams(
         peers.insert(peer.clone(), tx);
         let (socket, ended, program) = (socket.clone(), ended_tx.clone(), program.clone());
         tokio::spawn(async move {
-            let result = conversation(running, rx, &socket, &peer, &program).await;
+            let result = conversation(running, rx, &socket, &peer, &program, idle).await;
             let _ = ended.send((peer, result));
         });
     }
@@ -767,8 +771,10 @@ async fn conversation(
     socket: &crate::net::Datagram,
     peer: &crate::net::Peer,
     program: &Program,
+    idle: Option<Duration>,
 ) -> Result<()> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let activity = crate::copy::Activity::default();
     let Running {
         mut stdout,
         mut stdin,
@@ -776,6 +782,7 @@ async fn conversation(
     } = running;
     let feed = async {
         while let Some(datagram) = datagrams.recv().await {
+            activity.touch();
             if stdin.write_all(&datagram).await.is_err() {
                 break;
             }
@@ -792,6 +799,7 @@ async fn conversation(
             if n == 0 {
                 return Ok(());
             }
+            activity.touch();
             socket
                 .send_to(&buf[..n], peer)
                 .await
@@ -801,6 +809,15 @@ async fn conversation(
     let result = tokio::select! {
         () = feed => Ok(()),
         r = answer => r,
+        () = activity.idle_for(idle.unwrap_or_default()), if idle.is_some() => {
+            Err(Error::Network {
+                what: format!("conversation with {peer}"),
+                reason: format!(
+                    "idle for {}, its program ended (--idle-timeout)",
+                    crate::duration::show(idle.unwrap_or_default())
+                ),
+            })
+        }
     };
     result?;
     let status = tokio::time::timeout(GRACE, process.wait())

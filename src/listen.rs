@@ -207,7 +207,8 @@ pub async fn run(cfg: ListenConfig) -> Result<()> {
             };
             // However listen ends (Ctrl-C, SIGTERM), no program outlives it.
             let _programs = crate::exec::Programs;
-            crate::exec::datagrams(socket, program, cfg.keep_open, cfg.max_conns).await
+            let idle = cfg.args.idle_timeout;
+            crate::exec::datagrams(socket, program, cfg.keep_open, cfg.max_conns, idle).await
         }
         Bound::Datagrams(socket) => {
             let opts = datagram::ServerOptions {

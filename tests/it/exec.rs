@@ -590,3 +590,30 @@ fn listen_udp_serves_the_first_sender_and_ends_with_its_program() {
     assert_eq!(ask(&socket, &addr, b"one\n"), b"got one\n");
     srv.wait_exit(WAIT).ok();
 }
+
+#[test]
+fn listen_udp_k_ends_an_idle_senders_program_and_serves_it_anew() {
+    let mut srv = util::spawn(&[
+        "listen",
+        "-u",
+        "-k",
+        "-i",
+        "300ms",
+        "--sh-exec",
+        "echo $$; exec cat",
+        "127.0.0.1",
+        "0",
+    ]);
+    let addr = srv.listening();
+    let addr = addr.strip_prefix("udp://").unwrap().to_string();
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let first = ask(&socket, &addr, b"a");
+    assert_eq!(next_datagram(&socket), b"a");
+    let pid: u32 = String::from_utf8_lossy(&first).trim().parse().unwrap();
+    srv.wait_stderr("idle for 300ms");
+    wait_gone(pid, "after the idle timeout");
+    // The same sender gets a new program.
+    let second = ask(&socket, &addr, b"b");
+    assert_ne!(first, second);
+    assert_eq!(next_datagram(&socket), b"b");
+}
