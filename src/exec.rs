@@ -606,6 +606,17 @@ pub async fn session(
     opts: &crate::session::Options,
 ) -> Result<Outcome> {
     let env = Env::of(&stream);
+    // A program's answers are sent as it writes them: round trips must
+    // not wait for Nagle's delayed ACKs (relay does the same).
+    match &stream {
+        Stream::Tcp(s) => drop(s.set_nodelay(true)),
+        Stream::Tls(s) => {
+            if let Stream::Tcp(s) = &s.get_ref().0 {
+                drop(s.set_nodelay(true));
+            }
+        }
+        Stream::Unix(_) => {}
+    }
     let Running {
         stdout,
         stdin,
