@@ -75,6 +75,11 @@ impl Command {
                 Some(std::thread::available_parallelism().map_or(2, std::num::NonZero::get))
             }
             Command::Bench(args) => Some(crate::bench::threads(args)),
+            // Each client's program is a process of its own: several
+            // threads keep many of them fed at once.
+            Command::Listen(args) if args.keep_open && args.exec.given() => {
+                Some(std::thread::available_parallelism().map_or(2, std::num::NonZero::get))
+            }
             Command::Relay(args) if args.serves_many() => {
                 Some(std::thread::available_parallelism().map_or(2, std::num::NonZero::get))
             }
@@ -158,6 +163,7 @@ impl SessionArgs {
             label_hex: false,
             input_pause: session::stdin_pause(),
             allow_truncation: false,
+            output_eof: false,
         }
     }
 
@@ -165,6 +171,79 @@ impl SessionArgs {
     pub fn reads_stdin(&self) -> bool {
         !self.recv_only && self.send.is_none()
     }
+}
+
+/// A program as the peer (`connect` and `listen`): `--exec`/`-e` and
+/// `--sh-exec`/`-c`, as ncat spells them.
+#[derive(Debug, Args, Clone)]
+pub struct ExecArgs {
+    /// Run PROG with its stdin and stdout as the connection, one per client
+    /// (split into arguments as a shell would, but without one; ncat -e).
+    /// It sees ncat's environment variables (the remote and local address
+    /// and port, the protocol); its stderr is netsmith's.
+    #[arg(
+        short = 'e',
+        long = "exec",
+        value_name = "PROG",
+        conflicts_with_all = ["sh_exec", "send", "recv_only", "send_only"]
+    )]
+    pub exec: Option<String>,
+    /// Run CMD through /bin/sh -c, as --exec runs PROG (ncat -c).
+    #[arg(
+        short = 'c',
+        long = "sh-exec",
+        value_name = "CMD",
+        conflicts_with_all = ["send", "recv_only", "send_only"]
+    )]
+    pub sh_exec: Option<String>,
+}
+
+impl ExecArgs {
+    /// Whether a program was asked for.
+    pub fn given(&self) -> bool {
+        self.exec.is_some() || self.sh_exec.is_some()
+    }
+
+    /// The program asked for, checked to be runnable (a missing one is
+    /// exit 2 before anything is bound), and how the user spelled it (for
+    /// the warning a listener prints).
+    pub fn program(&self) -> crate::Result<Option<(crate::exec::Program, String)>> {
+        use crate::exec::{Program, SplitError, split};
+        let program = match (&self.exec, &self.sh_exec) {
+            (Some(line), _) => match split(line) {
+                Ok(argv) => (Program::Exec(argv), format!("--exec {line}")),
+                Err(SplitError::Unbalanced) => {
+                    return Err(crate::Error::usage(format!(
+                        "unbalanced quotes in --exec \"{line}\": close every ' and \" \
+                         (or use --sh-exec for a shell command line)"
+                    )));
+                }
+                Err(SplitError::Empty) => {
+                    return Err(crate::Error::usage(
+                        "empty --exec: give a program, for example --exec /bin/cat",
+                    ));
+                }
+            },
+            (None, Some(line)) if line.trim().is_empty() => {
+                return Err(crate::Error::usage(
+                    "empty --sh-exec: give a command line, for example --sh-exec 'date; cat'",
+                ));
+            }
+            (None, Some(line)) => (Program::Shell(line.clone()), format!("--sh-exec {line}")),
+            (None, None) => return Ok(None),
+        };
+        program.0.check()?;
+        Ok(Some(program))
+    }
+}
+
+/// The refusal of `connect --exec` over datagrams, naming what works.
+pub fn exec_needs_stream() -> crate::Error {
+    crate::Error::usage(
+        "connect --exec and --sh-exec join a program to a stream: TCP (the default), --tls \
+         or a Unix stream socket; drop -u (or udp://, unixgram:). listen -u --exec runs a \
+         program per sender",
+    )
 }
 
 /// Who a server serves and how many at once, ncat's access flags, declared

@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::cli::{FamilyArgs, SessionArgs, duration};
+use crate::cli::{ExecArgs, FamilyArgs, SessionArgs, duration};
 use crate::datagram::{self, ClientWait};
 use crate::endpoint::{self, Endpoint, PortZero};
 use crate::error::{Error, Result};
+use crate::exec::Program;
 use crate::net::{Datagram, Resolve, Stream, dial};
 use crate::services::Proto;
 use crate::session::{self, Input};
@@ -46,7 +47,8 @@ pub struct ConnectArgs {
         long = "zero-io",
         conflicts_with_all = [
             "unix", "source", "source_port", "send", "recv_only", "send_only", "crlf",
-            "hex", "idle_timeout", "quit_after_eof", "no_shutdown", "tls", "proxy",
+            "hex", "idle_timeout", "quit_after_eof", "no_shutdown", "tls", "proxy", "exec",
+            "sh_exec",
         ]
     )]
     pub zero: bool,
@@ -77,6 +79,8 @@ pub struct ConnectArgs {
     #[command(flatten)]
     pub session: SessionArgs,
     #[command(flatten)]
+    pub exec: ExecArgs,
+    #[command(flatten)]
     pub tls: crate::tls::ClientArgs,
     #[command(flatten)]
     pub proxy: crate::proxy::ProxyArgs,
@@ -97,6 +101,9 @@ pub struct ConnectConfig {
     pub allow_truncation: bool,
     /// `--proxy` (or `$NETSMITH_PROXY`): the TCP connection goes through it.
     pub proxy: Option<crate::proxy::Proxy>,
+    /// `--exec`/`--sh-exec`: the program joined to the connection instead
+    /// of stdin and stdout.
+    pub program: Option<Program>,
 }
 
 impl TryFrom<ConnectArgs> for ConnectConfig {
@@ -140,6 +147,10 @@ impl TryFrom<ConnectArgs> for ConnectConfig {
                 "TLS runs over a stream: drop -u (or udp://, unixgram:) or --tls (or tls://)",
             ));
         }
+        if a.exec.given() && datagrams {
+            return Err(crate::cli::exec_needs_stream());
+        }
+        let program = a.exec.program()?.map(|(program, _)| program);
         let source = parse_source(a.source.as_deref(), a.source_port.as_deref(), proto)?;
         if source.is_some() && matches!(target, Endpoint::Unix { .. }) {
             return Err(Error::usage(
@@ -172,6 +183,7 @@ impl TryFrom<ConnectArgs> for ConnectConfig {
             tls,
             allow_truncation: a.tls.allow_truncation,
             proxy,
+            program,
         })
     }
 }
@@ -283,6 +295,13 @@ pub async fn run(cfg: ConnectConfig) -> Result<()> {
                 allow_truncation: cfg.allow_truncation,
                 ..cfg.args.options()
             };
+            if let Some(program) = &cfg.program {
+                // However connect ends (Ctrl-C too), the program ends with it.
+                let _programs = crate::exec::Programs;
+                return crate::exec::session(stream, &peer, program, &opts)
+                    .await?
+                    .into_result(program);
+            }
             tokio::select! {
                 r = session::run(stream, &peer, input(&cfg.args), out, &opts) => r,
                 r = stdio::ended() => r,

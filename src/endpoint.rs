@@ -394,17 +394,15 @@ impl Side {
             return Ok(Side::Proxy);
         }
         if let Some(command) = text.strip_prefix("exec:") {
-            let argv = shell_words::split(command).map_err(|_| {
-                Error::usage(format!(
+            return match crate::exec::split(command) {
+                Ok(argv) => Ok(Side::Exec(argv)),
+                Err(crate::exec::SplitError::Unbalanced) => Err(Error::usage(format!(
                     "unbalanced quotes in \"{text}\": close every ' and \" in the command"
-                ))
-            })?;
-            if argv.is_empty() {
-                return Err(Error::usage(format!(
+                ))),
+                Err(crate::exec::SplitError::Empty) => Err(Error::usage(format!(
                     "empty command in \"{text}\": write exec:PROGRAM ARGS, for example exec:cat"
-                )));
-            }
-            return Ok(Side::Exec(argv));
+                ))),
+            };
         }
         if let Some(command) = text.strip_prefix("sh:") {
             if command.trim().is_empty() {
@@ -441,6 +439,15 @@ impl Side {
             return Endpoint::parse(rest, Proto::Tcp, PortZero::Refused).map(Side::TlsConnect);
         }
         Endpoint::parse(text, Proto::Tcp, PortZero::Refused).map(Side::Connect)
+    }
+
+    /// The program this side runs (`exec:`, `sh:`), if it runs one.
+    pub fn program(&self) -> Option<crate::exec::Program> {
+        match self {
+            Side::Exec(argv) => Some(crate::exec::Program::Exec(argv.clone())),
+            Side::Shell(line) => Some(crate::exec::Program::Shell(line.clone())),
+            _ => None,
+        }
     }
 
     /// Whether this side accepts clients.

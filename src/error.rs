@@ -60,6 +60,11 @@ pub enum Error {
     #[error("{0}")]
     Reported(String),
 
+    /// The program joined to a connection (`--exec`, `--sh-exec`) failed:
+    /// it is the peer, and its failure is the peer's answer (exit 1).
+    #[error("the program {program} {status}")]
+    Program { program: String, status: String },
+
     /// The user interrupted the command.
     #[error("interrupted")]
     Interrupted,
@@ -70,9 +75,11 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_) | Error::Local { .. } => exit::USAGE,
-            Error::Resolve(_) | Error::Network { .. } | Error::Silence(_) | Error::Reported(_) => {
-                exit::NETWORK
-            }
+            Error::Resolve(_)
+            | Error::Network { .. }
+            | Error::Silence(_)
+            | Error::Reported(_)
+            | Error::Program { .. } => exit::NETWORK,
             Error::Interrupted => exit::INTERRUPTED,
         }
     }

@@ -12,6 +12,8 @@
 //!   end-of-stream (half-close) policy; [`datagram`]: the same for datagrams.
 //! - [`tls`]: TLS client connector and server acceptor (rustls), turning
 //!   any stream into an encrypted one.
+//! - [`exec`]: programs as the peer (`--exec`, `exec:`): started per
+//!   connection in a process group of their own, with ncat's environment.
 //! - [`server`]: the accept loop, with its connection limit and EMFILE back-off;
 //!   [`fanout`]: one stream of chunks to many clients through bounded queues.
 //! - [`connect`], [`listen`], [`serve`], [`relay`], [`scan`], [`bench`], [`sniff`],
@@ -33,6 +35,7 @@ pub mod demo;
 pub mod duration;
 pub mod endpoint;
 pub mod error;
+pub mod exec;
 pub mod fanout;
 pub mod listen;
 pub mod logging;

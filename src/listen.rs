@@ -20,11 +20,12 @@ use tokio_util::task::TaskTracker;
 
 use crate::acl::Acl;
 use crate::broker;
-use crate::cli::{AccessArgs, FamilyArgs, SessionArgs};
+use crate::cli::{AccessArgs, ExecArgs, FamilyArgs, SessionArgs};
 use crate::connect::{chunks, input};
 use crate::datagram;
 use crate::endpoint::{self, Endpoint, Host, PortZero};
 use crate::error::{Error, Result};
+use crate::exec::Program;
 use crate::fanout::Hub;
 use crate::net::{Datagram, Family, Listener, Peer, Resolve, Stream, bind};
 use crate::services::Proto;
@@ -85,6 +86,8 @@ pub struct ListenArgs {
     #[command(flatten)]
     pub session: SessionArgs,
     #[command(flatten)]
+    pub exec: ExecArgs,
+    #[command(flatten)]
     pub tls: crate::tls::ServerArgs,
 }
 
@@ -110,6 +113,9 @@ pub struct ListenConfig {
     pub allow_truncation: bool,
     /// `-u`: whom the conversation is with.
     pub peers: datagram::Peers,
+    /// `--exec`/`--sh-exec`: the program run for each client instead of
+    /// stdin and stdout, and how the user spelled it.
+    pub program: Option<(Program, String)>,
 }
 
 impl ListenConfig {
@@ -175,6 +181,7 @@ impl ListenConfig {
             ));
         }
         let acl = a.access.acl()?;
+        let program = exec_program(&a, hub.is_some(), datagrams)?;
         let tls = match &endpoint {
             Endpoint::Inet {
                 proto: Proto::Udp, ..
@@ -203,8 +210,26 @@ impl ListenConfig {
             args: a.session,
             tls,
             peers: a.peers,
+            program,
         })
     }
+}
+
+/// `--exec` or `--sh-exec`, checked against the other peers and flags;
+/// a program that cannot run is refused now, before listening.
+fn exec_program(a: &ListenArgs, hub: bool, datagrams: bool) -> Result<Option<(Program, String)>> {
+    if a.exec.given() && hub {
+        return Err(Error::usage(
+            "--exec/--sh-exec and --broker/--chat are two different peers: give one",
+        ));
+    }
+    if a.exec.given() && datagrams && a.peers != datagram::Peers::First {
+        return Err(Error::usage(
+            "--peers is for stdin and stdout: with --exec each sender has its own program \
+             (-k: many senders at once)",
+        ));
+    }
+    a.exec.program()
 }
 
 /// `--broker` or `--chat`, checked against the flags they leave no
@@ -243,6 +268,16 @@ pub async fn run(cfg: ListenConfig) -> Result<()> {
     let mut stdout = Stdout::get();
     match bound {
         Bound::Streams(listener) => streams(&cfg, listener, &stdout).await,
+        Bound::Datagrams(socket) if cfg.program.is_some() => {
+            let Some((program, _)) = &cfg.program else {
+                return Ok(());
+            };
+            // However listen ends (Ctrl-C, SIGTERM), no program outlives it.
+            let _programs = crate::exec::Programs;
+            let idle = cfg.args.idle_timeout;
+            let (max, _) = crate::server::max_conns(cfg.max_conns, 3);
+            crate::exec::datagrams(socket, program, cfg.keep_open, max, idle).await
+        }
         Bound::Datagrams(socket) => {
             let opts = datagram::ServerOptions {
                 timeout: cfg.timeout,
@@ -317,6 +352,9 @@ async fn bind(cfg: &ListenConfig) -> Result<(Bound, Option<bind::SocketFile>, St
     if let Some(addr) = local {
         crate::net::warn_if_exposed(&name, addr.ip());
     }
+    if let Some((program, spelled)) = &cfg.program {
+        eprintln!("{}", crate::exec::warning(&name, program, spelled));
+    }
     Ok((bound, file, name))
 }
 
@@ -332,6 +370,11 @@ pub(crate) async fn bind_addr(resolve: &Resolve, host: &Host, port: u16) -> Resu
 /// Serves stream clients: one, many with `-k`, or relayed to each other
 /// with `--broker`/`--chat`.
 async fn streams(cfg: &ListenConfig, listener: Listener, stdout: &Stdout) -> Result<()> {
+    if let Some((program, _)) = &cfg.program {
+        // However listen ends (Ctrl-C, SIGTERM), no program outlives it.
+        let _programs = crate::exec::Programs;
+        return programs(cfg, listener, program).await;
+    }
     if cfg.keep_open {
         let (max_conns, fd_limit) = crate::server::max_conns(cfg.max_conns, 1);
         tracing::info!("descriptor limit {fd_limit}, serving at most {max_conns} clients at once");
@@ -405,6 +448,70 @@ async fn streams(cfg: &ListenConfig, listener: Listener, stdout: &Stdout) -> Res
         // `crate::run` reports it (exit 1).
         return Ok(());
     }
+    let (stream, peer) = accept_one(cfg, listener).await?;
+    let opts = session::Options {
+        allow_truncation: cfg.allow_truncation,
+        ..cfg.args.options()
+    };
+    tokio::select! {
+        r = session::run(stream, &peer, input(&cfg.args), stdout.clone(), &opts) => r,
+        r = stdio::ended() => r,
+    }
+}
+
+/// Serves clients with a program each (`--exec`, `--sh-exec`): one client,
+/// whose program's failure is the command's (exit 1); or with `-k` many at
+/// once, up to `--max-conns`, each program's failure said on stderr.
+async fn programs(cfg: &ListenConfig, listener: Listener, program: &Program) -> Result<()> {
+    let mut opts = cfg.args.options();
+    opts.allow_truncation = cfg.allow_truncation;
+    if !cfg.keep_open {
+        let (stream, peer) = accept_one(cfg, listener).await?;
+        return crate::exec::session(stream, &peer, program, &opts)
+            .await?
+            .into_result(program);
+    }
+    opts.label_hex = true;
+    let opts = Arc::new(opts);
+    let program = Arc::new(program.clone());
+    let (max_conns, fd_limit) = crate::server::max_conns(cfg.max_conns, 3);
+    tracing::info!("descriptor limit {fd_limit}, serving at most {max_conns} clients at once");
+    let limit = Arc::new(tokio::sync::Semaphore::new(max_conns));
+    let (tracker, forever) = (TaskTracker::new(), CancellationToken::new());
+    crate::server::accept_loop(&listener, limit, &tracker, &forever, |stream, peer| {
+        if !crate::server::admitted(&cfg.acl, &stream, &peer) {
+            return None;
+        }
+        let (opts, program, tls) = (opts.clone(), program.clone(), cfg.tls.clone());
+        Some(async move {
+            let peer = peer.to_string();
+            tracing::info!("connection from {peer}");
+            let stream = match secure(tls.as_ref(), stream, &peer).await {
+                Ok(stream) => stream,
+                Err(e) => return tracing::warn!("netsmith: {e}"),
+            };
+            match crate::exec::session(stream, &peer, &program, &opts).await {
+                Ok(outcome) => {
+                    if let Some(failed) = outcome.program_failure(&program) {
+                        tracing::warn!("netsmith: {peer}: {failed}");
+                    }
+                    match outcome.result {
+                        Ok(()) => tracing::info!("{peer} disconnected"),
+                        Err(e) => tracing::warn!("netsmith: {peer}: {e}"),
+                    }
+                }
+                Err(e) => tracing::warn!("netsmith: {peer}: {e}"),
+            }
+        })
+    })
+    .await;
+    Ok(())
+}
+
+/// Accepts the one client of a listener without `-k` (within `--timeout`),
+/// closes the listener (later clients are refused, as with nc) and
+/// completes its TLS handshake (`--tls`).
+async fn accept_one(cfg: &ListenConfig, listener: Listener) -> Result<(Stream, String)> {
     let (stream, peer) = match cfg.timeout {
         Some(limit) => tokio::time::timeout(limit, accept_admitted(cfg, &listener))
             .await
@@ -424,14 +531,7 @@ async fn streams(cfg: &ListenConfig, listener: Listener, stdout: &Stdout) -> Res
     }
     let peer = peer.to_string();
     let stream = secure(cfg.tls.as_ref(), stream, &peer).await?;
-    let opts = session::Options {
-        allow_truncation: cfg.allow_truncation,
-        ..cfg.args.options()
-    };
-    tokio::select! {
-        r = session::run(stream, &peer, input(&cfg.args), stdout.clone(), &opts) => r,
-        r = stdio::ended() => r,
-    }
+    Ok((stream, peer))
 }
 
 /// The first client that `--allow`/`--deny` admit (as ncat: a refused one

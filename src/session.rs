@@ -80,6 +80,9 @@ pub struct Options {
     /// that is an error (exit 1), since an attacker on the path can cut a
     /// TLS stream with a forged FIN and the cut looks like a clean end.
     pub allow_truncation: bool,
+    /// At the peer's EOF, shut the output down too: the output is a
+    /// program's stdin (`--exec`), whose end of input is the half-close.
+    pub output_eof: bool,
 }
 
 impl Default for Options {
@@ -95,6 +98,7 @@ impl Default for Options {
             label_hex: false,
             input_pause: stdin_pause(),
             allow_truncation: false,
+            output_eof: false,
         }
     }
 }
@@ -156,13 +160,7 @@ where
         }
         Ok(sent)
     };
-    let down = async {
-        if opts.recv {
-            copy::pump(&mut sock_rd, &mut output, &mut down_tap).await
-        } else {
-            copy::pump(&mut sock_rd, &mut tokio::io::sink(), &mut down_tap).await
-        }
-    };
+    let down = receive(&mut sock_rd, &mut output, &mut down_tap, opts);
     tokio::pin!(up, down);
 
     let mut up_result: Option<std::result::Result<u64, CopyError>> = None;
@@ -221,6 +219,28 @@ where
             }
         }
     }
+}
+
+/// Copies what arrives to `output` (or nowhere, with `--send-only`) until
+/// the peer's EOF, which is passed on to `output` when `output_eof` asks.
+async fn receive<R, O>(
+    from: &mut R,
+    output: &mut O,
+    tap: &mut Tap<'_>,
+    opts: &Options,
+) -> std::result::Result<u64, CopyError>
+where
+    R: AsyncRead + Unpin,
+    O: AsyncWrite + Unpin,
+{
+    if !opts.recv {
+        return copy::pump(from, &mut tokio::io::sink(), tap).await;
+    }
+    let n = copy::pump(from, output, tap).await?;
+    if opts.output_eof {
+        output.shutdown().await.map_err(CopyError::Write)?;
+    }
+    Ok(n)
 }
 
 /// A send that failed, with what it left unsent.

@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UdpSocket, UnixDatagram, UnixStream};
 
 /// The other end of a connection or the sender of a datagram.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Peer {
     Inet(SocketAddr),
     /// A Unix socket peer; `None` when the peer's socket is unnamed.
@@ -114,6 +114,15 @@ impl Stream {
             Stream::Tcp(s) => s.try_write(buf),
             Stream::Unix(s) => s.try_write(buf),
             Stream::Tls(_) => Err(no_try_on_tls()),
+        }
+    }
+
+    /// This end's IP address and port; `None` for a Unix socket.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Stream::Tcp(s) => s.local_addr().ok(),
+            Stream::Unix(_) => None,
+            Stream::Tls(s) => s.get_ref().0.local_addr(),
         }
     }
 

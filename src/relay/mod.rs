@@ -176,16 +176,8 @@ impl RelayConfig {
         check_pair(&from, &to)?;
         // A program that cannot run is refused now, not at every client.
         for side in [&from, &to] {
-            match side {
-                Side::Exec(argv) => {
-                    if let Some(program) = argv.first() {
-                        io::find_program(program).map_err(|e| in_side(e, side))?;
-                    }
-                }
-                Side::Shell(_) => {
-                    io::find_program("/bin/sh").map_err(|e| in_side(e, side))?;
-                }
-                _ => {}
+            if let Some(program) = side.program() {
+                program.check().map_err(|e| in_side(e, side))?;
             }
         }
         let acceptor = match &from {
@@ -379,10 +371,10 @@ pub async fn run(cfg: RelayConfig) -> Result<()> {
     let cfg = Arc::new(cfg);
     // However the relay ends (Ctrl-C and SIGTERM drop this future), the
     // programs it started end with it.
-    let _programs = io::Programs;
+    let _programs = crate::exec::Programs;
     let (Side::Listen(endpoint) | Side::TlsListen(endpoint)) = &cfg.from else {
-        let a = open(&cfg.from, &cfg).await?;
-        let b = open(&cfg.to, &cfg).await?;
+        let a = open(&cfg.from, &cfg, None).await?;
+        let b = open(&cfg.to, &cfg, None).await?;
         let label = cfg.from.to_string();
         let (up, down) = stdio_outcome(join(a, b, &cfg, &label).await)?;
         tracing::info!("done: {up} bytes to {}, {down} bytes back", cfg.to);
@@ -422,17 +414,10 @@ fn announce(cfg: &RelayConfig, local: &str) {
     if !cfg.quiet {
         eprintln!("listening on {}", printable(local));
     }
-    let program = match &cfg.to {
-        Side::Exec(argv) => argv.first().cloned(),
-        Side::Shell(_) => Some("/bin/sh".to_string()),
-        _ => None,
-    };
-    if let Some(program) = program {
+    if let Some(program) = cfg.to.program() {
         eprintln!(
-            "warning: every client of {} can run {} ({}), as this user",
-            printable(local),
-            printable(&program),
-            printable(&cfg.to.to_string())
+            "{}",
+            crate::exec::warning(local, &program, &cfg.to.to_string())
         );
     }
 }
@@ -449,7 +434,8 @@ async fn serve(listener: &Listener, cfg: &Arc<RelayConfig>, max: usize) -> Resul
                 .map_err(|e| Error::io("accept a connection", &e))?;
             if crate::server::admitted(&cfg.acl, &stream, &peer) {
                 let stream = terminate(cfg, stream, &peer).await?;
-                let to = open(&cfg.to, cfg).await?;
+                let env = crate::exec::Env::of(&stream);
+                let to = open(&cfg.to, cfg, Some(&env)).await?;
                 return stdio_outcome(join(Io::Net(stream), to, cfg, &format!("#1 {peer}")).await)
                     .map(|_| ());
             }
@@ -496,7 +482,8 @@ async fn client(stream: Stream, peer: Peer, id: u64, cfg: Arc<RelayConfig>) {
             .await
             .map(Io::Net)
     } else {
-        open(&cfg.to, &cfg).await
+        let env = crate::exec::Env::of(&stream);
+        open(&cfg.to, &cfg, Some(&env)).await
     };
     let to = match opened {
         Ok(to) => to,
@@ -517,8 +504,9 @@ async fn client(stream: Stream, peer: Peer, id: u64, cfg: Arc<RelayConfig>) {
     }
 }
 
-/// Opens a side that is not a listener: connects, or starts a program.
-async fn open(side: &Side, cfg: &RelayConfig) -> Result<Io> {
+/// Opens a side that is not a listener: connects, or starts a program
+/// (with `env`, ncat's variables for the client it serves, if any).
+async fn open(side: &Side, cfg: &RelayConfig, env: Option<&crate::exec::Env>) -> Result<Io> {
     match side {
         Side::Connect(
             target @ Endpoint::Inet {
@@ -554,8 +542,10 @@ async fn open(side: &Side, cfg: &RelayConfig) -> Result<Io> {
             path,
             datagram: false,
         }) => dial::unix(path).await.map(Io::Net),
-        Side::Exec(argv) => io::exec(argv),
-        Side::Shell(line) => io::shell(line),
+        Side::Exec(_) | Side::Shell(_) => match side.program() {
+            Some(program) => io::program(&program, env),
+            None => Err(Error::usage(format!("\"{side}\" names no program"))),
+        },
         Side::Stdio => Ok(io::stdio()),
         Side::Listen(_)
         | Side::Connect(_)

@@ -685,6 +685,42 @@ const CASES: &[(&[&str], i32, &[&str])] = &[
         2,
         &["--zero-io", "--proxy"],
     ),
+    (
+        &["listen", "-u", "--peers", "all", "--exec", "cat", "0"],
+        2,
+        &["--peers", "--exec", "own program"],
+    ),
+    (
+        &["connect", "--sh-exec", "cat", "udp://127.0.0.1:9"],
+        2,
+        &["--exec", "drop -u", "listen -u --exec"],
+    ),
+    (
+        &["listen", "--exec", "cat", "-c", "cat", "0"],
+        2,
+        &["--exec", "--sh-exec"],
+    ),
+    (
+        &["listen", "--exec", "cat", "--send", "x", "0"],
+        2,
+        &["--send", "--exec"],
+    ),
+    (&["listen", "--exec", "", "0"], 2, &["empty --exec"]),
+    (
+        &["connect", "-e", "cat 'x", "127.0.0.1", "9"],
+        2,
+        &["unbalanced quotes", "cat 'x"],
+    ),
+    (
+        &["-z", "127.0.0.1", "22", "-e", "cat"],
+        2,
+        &["--zero-io", "--exec"],
+    ),
+    (
+        &["listen", "--broker", "--exec", "cat", "0"],
+        2,
+        &["--exec", "--broker", "give one"],
+    ),
 ];
 
 #[test]

@@ -10,6 +10,7 @@ mod broker;
 mod compat;
 mod connect;
 mod demo;
+mod exec;
 mod interop;
 mod listen;
 mod nc;

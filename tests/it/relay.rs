@@ -559,7 +559,7 @@ fn hardening_03_relay_tls_side_cut_without_close_notify_is_exit_1_unless_allowed
 
 /// Connects to a relay whose program starts `sleep 1000` in the background
 /// and prints its pid; returns the connection and that pid.
-fn start_grandchild(addr: &str) -> (TcpStream, u32) {
+pub(crate) fn start_grandchild(addr: &str) -> (TcpStream, u32) {
     let stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(WAIT)).unwrap();
     let mut line = Vec::new();
@@ -575,7 +575,7 @@ fn start_grandchild(addr: &str) -> (TcpStream, u32) {
 }
 
 /// Whether process `pid` exists and is not a zombie.
-fn running(pid: u32) -> bool {
+pub(crate) fn running(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|stat| {
@@ -587,7 +587,7 @@ fn running(pid: u32) -> bool {
 
 /// Waits (bounded) until process `pid` has ended.
 #[track_caller]
-fn wait_gone(pid: u32, case: &str) {
+pub(crate) fn wait_gone(pid: u32, case: &str) {
     let deadline = std::time::Instant::now() + WAIT;
     while running(pid) {
         assert!(
