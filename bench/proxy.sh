@@ -13,7 +13,7 @@
 #
 # Two measurements each:
 #   download  SIZE bytes of zeros from a target that sends them and closes
-#             (socat, sendfile-free plain writes), read through the proxy to
+#             (a Python server writing 1 MiB at a time), read through the proxy to
 #             /dev/null: MB/s = SIZE / wall time. Client 1 is `netsmith
 #             connect --recv-only --proxy URL`; client 2, a cross-check that
 #             is not netsmith, is a Python client (the handshake by hand,
@@ -38,7 +38,7 @@ ROOT=$(dirname "$BENCH")
 source "$BENCH/lib.sh"
 N=$ROOT/target/release/netsmith
 missing=()
-for c in socat ncat microsocks danted python3; do
+for c in ncat microsocks danted python3; do
   command -v "$c" >/dev/null || case $c in
     danted) missing+=(dante-server) ;;
     python3) missing+=(python3) ;;
@@ -62,7 +62,21 @@ started() { # PORT: wait until something listens on it (ncat's proxy binds every
 
 # The targets: SIZE zeros per connection, and qotd.
 BULK=$(free_port)
-timeout "$((TIMEOUT * 20))" socat -u "EXEC:head -c $SIZE /dev/zero" "TCP-LISTEN:$BULK,bind=127.0.0.1,fork,reuseaddr" 2>>"$WORK/stderr" &
+timeout "$((TIMEOUT * 20))" "$PYTHON" - "$BULK" "$SIZE" 2>>"$WORK/stderr" <<'PY' &
+import socket, sys, threading
+port, size = int(sys.argv[1]), int(sys.argv[2])
+zeros = memoryview(bytes(1 << 20))
+def serve(c):
+    left = size
+    while left > 0:
+        n = min(left, len(zeros)); c.sendall(zeros[:n]); left -= n
+    c.close()
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", port)); s.listen(64)
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+PY
 started "$BULK"
 "$N" serve "qotd=0" --tcp >/dev/null 2>"$WORK/qotd.err" &
 until grep -q "listening on" "$WORK/qotd.err"; do sleep 0.05; done
