@@ -16,7 +16,7 @@
 
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::process::ExitStatus;
@@ -182,13 +182,10 @@ impl Env {
 /// empty port for a Unix socket.
 fn parts(addr: Option<SocketAddr>) -> (String, String) {
     match addr {
-        Some(addr) => {
-            let ip = match addr.ip() {
-                IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-                v4 @ IpAddr::V4(_) => v4,
-            };
-            (ip.to_string(), addr.port().to_string())
-        }
+        Some(addr) => (
+            addr.ip().to_canonical().to_string(),
+            addr.port().to_string(),
+        ),
         None => ("localhost".into(), String::new()),
     }
 }

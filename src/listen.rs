@@ -27,7 +27,7 @@ use crate::endpoint::{self, Endpoint, Host, PortZero};
 use crate::error::{Error, Result};
 use crate::exec::Program;
 use crate::fanout::Hub;
-use crate::net::{Datagram, Family, Listener, Peer, Resolve, Stream, bind};
+use crate::net::{Datagram, Family, Listener, Resolve, Stream, bind};
 use crate::services::Proto;
 use crate::session::{self, Input};
 use crate::stdio::{self, Stdout};
@@ -513,15 +513,17 @@ async fn programs(cfg: &ListenConfig, listener: Listener, program: &Program) -> 
 /// completes its TLS handshake (`--tls`).
 async fn accept_one(cfg: &ListenConfig, listener: Listener) -> Result<(Stream, String)> {
     let (stream, peer) = match cfg.timeout {
-        Some(limit) => tokio::time::timeout(limit, accept_admitted(cfg, &listener))
-            .await
-            .map_err(|_| {
-                Error::Silence(format!(
-                    "no connection within {}",
-                    crate::duration::show(limit)
-                ))
-            })?,
-        None => accept_admitted(cfg, &listener).await,
+        Some(limit) => {
+            tokio::time::timeout(limit, crate::server::accept_admitted(&listener, &cfg.acl))
+                .await
+                .map_err(|_| {
+                    Error::Silence(format!(
+                        "no connection within {}",
+                        crate::duration::show(limit)
+                    ))
+                })?
+        }
+        None => crate::server::accept_admitted(&listener, &cfg.acl).await,
     }?;
     // Like nc: one client, so stop listening; later clients are refused.
     let local = listener.local_addr();
@@ -532,20 +534,6 @@ async fn accept_one(cfg: &ListenConfig, listener: Listener) -> Result<(Stream, S
     let peer = peer.to_string();
     let stream = secure(cfg.tls.as_ref(), stream, &peer).await?;
     Ok((stream, peer))
-}
-
-/// The first client that `--allow`/`--deny` admit (as ncat: a refused one
-/// is turned away and listening goes on).
-async fn accept_admitted(cfg: &ListenConfig, listener: &Listener) -> Result<(Stream, Peer)> {
-    loop {
-        let (stream, peer) = listener
-            .accept()
-            .await
-            .map_err(|e| Error::io("accept a connection", &e))?;
-        if crate::server::admitted(&cfg.acl, &stream, &peer) {
-            return Ok((stream, peer));
-        }
-    }
 }
 
 /// The TLS handshake on an accepted stream, when `--tls` asks for one.

@@ -150,6 +150,21 @@ pub fn admitted(acl: &Acl, stream: &Stream, peer: &Peer) -> bool {
     ok
 }
 
+/// Accepts until `acl` admits a client, for a server of one client
+/// (`listen` without `-k`, `relay` to stdio): a refused one is reset and
+/// listening goes on, as ncat does.
+pub async fn accept_admitted(listener: &Listener, acl: &Acl) -> crate::Result<(Stream, Peer)> {
+    loop {
+        let (stream, peer) = listener
+            .accept()
+            .await
+            .map_err(|e| crate::Error::io("accept a connection", &e))?;
+        if admitted(acl, &stream, &peer) {
+            return Ok((stream, peer));
+        }
+    }
+}
+
 /// Errors about one client that went away before we accepted it; the next
 /// accept can go ahead at once.
 fn is_transient(e: &std::io::Error) -> bool {

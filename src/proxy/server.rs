@@ -99,18 +99,10 @@ impl Rule {
     }
 
     fn matches(&self, to: SocketAddr) -> bool {
-        let ip = canonical(to.ip());
+        let ip = to.ip().to_canonical();
         self.net
             .is_none_or(|n| n.contains(&ip) || n.contains(&to.ip()))
             && self.ports.as_ref().is_none_or(|p| p.contains(&to.port()))
-    }
-}
-
-/// An IPv4-mapped address as its IPv4 form.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        IpAddr::V4(_) => ip,
     }
 }
 
@@ -121,7 +113,7 @@ impl Policy {
             return false;
         }
         let allowed = self.allow.iter().any(|r| r.matches(to));
-        let ip = canonical(to.ip());
+        let ip = to.ip().to_canonical();
         let local = crate::net::is_loopback(ip)
             || match ip {
                 IpAddr::V4(v4) => v4.is_link_local() || v4.is_unspecified(),
@@ -269,7 +261,7 @@ async fn answer(
         (Speaks::Socks4, _) => {
             let mut reply = vec![0, 0x5a];
             reply.extend(bound.map_or(0, |b| b.port()).to_be_bytes());
-            let ip = match bound.map(|b| canonical(b.ip())) {
+            let ip = match bound.map(|b| b.ip().to_canonical()) {
                 Some(IpAddr::V4(v4)) => v4.octets(),
                 _ => [0; 4],
             };

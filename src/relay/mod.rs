@@ -427,19 +427,12 @@ fn announce(cfg: &RelayConfig, local: &str) {
 async fn serve(listener: &Listener, cfg: &Arc<RelayConfig>, max: usize) -> Result<()> {
     let next_id = Arc::new(AtomicU64::new(1));
     if cfg.to == Side::Stdio {
-        loop {
-            let (stream, peer) = listener
-                .accept()
-                .await
-                .map_err(|e| Error::io("accept a connection", &e))?;
-            if crate::server::admitted(&cfg.acl, &stream, &peer) {
-                let stream = terminate(cfg, stream, &peer).await?;
-                let env = crate::exec::Env::of(&stream);
-                let to = open(&cfg.to, cfg, Some(&env)).await?;
-                return stdio_outcome(join(Io::Net(stream), to, cfg, &format!("#1 {peer}")).await)
-                    .map(|_| ());
-            }
-        }
+        let (stream, peer) = crate::server::accept_admitted(listener, &cfg.acl).await?;
+        let stream = terminate(cfg, stream, &peer).await?;
+        let env = crate::exec::Env::of(&stream);
+        let to = open(&cfg.to, cfg, Some(&env)).await?;
+        return stdio_outcome(join(Io::Net(stream), to, cfg, &format!("#1 {peer}")).await)
+            .map(|_| ());
     }
     let limit = Arc::new(Semaphore::new(max));
     let (tracker, forever) = (TaskTracker::new(), CancellationToken::new());
