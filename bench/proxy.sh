@@ -53,6 +53,27 @@ WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 mkdir -p "$BENCH/results"
 
+# The Python clients' one handshake: a socket to 127.0.0.1:TARGET, through
+# the proxy on PORT as KIND says (socks5, http) or directly.
+cat >"$WORK/via.py" <<'PY'
+import socket, struct
+
+def through(kind, port, target):
+    s = socket.create_connection(("127.0.0.1", target if kind == "direct" else port))
+    if kind == "socks5":
+        s.sendall(b"\x05\x01\x00"); assert s.recv(2) == b"\x05\x00"
+        s.sendall(b"\x05\x01\x00\x01\x7f\x00\x00\x01" + struct.pack("!H", target))
+        r = b""
+        while len(r) < 10: r += s.recv(10 - len(r))
+        assert r[1] == 0
+    elif kind == "http":
+        s.sendall(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\n\r\n" % target)
+        h = b""
+        while not h.endswith(b"\r\n\r\n"): h += s.recv(1)
+        assert b" 200 " in h.split(b"\r\n")[0]
+    return s
+PY
+
 started() { # PORT: wait until something listens on it (ncat's proxy binds every address)
   local i pat
   pat=$(printf ':%04X 00000000:0000 0A ' "$1")
@@ -116,21 +137,12 @@ download() { # TOOL CLIENT: prints MB/s or "-"
   case $client/$KIND in
     netsmith/direct) got=$(timeout "$TIMEOUT" "$N" -v connect --recv-only 127.0.0.1 "$target" 2>&1 >/dev/null | sed -n 's/.*after \([0-9]*\) bytes.*/\1/p') ;;
     netsmith/*) got=$(timeout "$TIMEOUT" "$N" -v connect --recv-only --proxy "$KIND://127.0.0.1:$port" 127.0.0.1 "$target" 2>&1 >/dev/null | sed -n 's/.*after \([0-9]*\) bytes.*/\1/p') ;;
-    python/*) got=$(timeout "$TIMEOUT" "$PYTHON" - "$KIND" "$port" "$target" <<'PY'
-import socket, struct, sys
+    python/*) got=$(timeout "$TIMEOUT" "$PYTHON" - "$KIND" "$port" "$target" "$WORK" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[4])
+from via import through
 kind, port, target = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-s = socket.create_connection(("127.0.0.1", target if kind == "direct" else port))
-if kind == "socks5":
-    s.sendall(b"\x05\x01\x00"); assert s.recv(2) == b"\x05\x00"
-    s.sendall(b"\x05\x01\x00\x01\x7f\x00\x00\x01" + struct.pack("!H", target))
-    r = b""
-    while len(r) < 10: r += s.recv(10 - len(r))
-    assert r[1] == 0
-elif kind == "http":
-    s.sendall(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\n\r\n" % target)
-    h = b""
-    while not h.endswith(b"\r\n\r\n"): h += s.recv(1)
-    assert b" 200 " in h.split(b"\r\n")[0]
+s = through(kind, port, target)
 buf, n = bytearray(1 << 20), 0
 while True:
     k = s.recv_into(buf)
@@ -155,24 +167,15 @@ connects() { # TOOL: connections per second
   port=$(free_port)
   proxy "$tool" "$port"
   wait_quiet
-  timeout "$((DURATION + 30))" "$PYTHON" - "$KIND" "$port" "$QOTD" "$DURATION" <<'PY'
-import socket, struct, sys, threading, time
+  timeout "$((DURATION + 30))" "$PYTHON" - "$KIND" "$port" "$QOTD" "$DURATION" "$WORK" <<'PY'
+import sys, threading, time
+sys.path.insert(0, sys.argv[5])
+from via import through
 kind, port, qotd, dur = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
 end = time.monotonic() + dur
 counts = [0] * 8
 def one():
-    s = socket.create_connection(("127.0.0.1", port if kind != "direct" else qotd))
-    if kind == "socks5":
-        s.sendall(b"\x05\x01\x00"); assert s.recv(2) == b"\x05\x00"
-        s.sendall(b"\x05\x01\x00\x01\x7f\x00\x00\x01" + struct.pack("!H", qotd))
-        r = b""
-        while len(r) < 10: r += s.recv(10 - len(r))
-        assert r[1] == 0
-    elif kind == "http":
-        s.sendall(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\n\r\n" % qotd)
-        h = b""
-        while not h.endswith(b"\r\n\r\n"): h += s.recv(1)
-        assert b" 200 " in h.split(b"\r\n")[0]
+    s = through(kind, port, qotd)
     data = b""
     while True:
         d = s.recv(4096)
