@@ -76,37 +76,10 @@ prepare() {
         cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" >&2
     fi
     [[ -x $NETSMITH ]] || die "no $NETSMITH and no cargo to build it"
-    SOURCE=/dev/zero
-    local avail
-    avail=$(df --output=avail -B1 /dev/shm 2>/dev/null | tail -1) || avail=0
-    if ((avail > SIZE + (256 << 20))); then
-        SOURCE=$SHM/source
-        head -c "$SIZE" /dev/urandom >"$SOURCE"
-    fi
+    make_source
 }
 
-# start CMD... PORT: runs the command in the background (its own process
-# group, through timeout) and waits until it listens on PORT.
-start() {
-    local port=${*: -1} i
-    timeout -k 5 "$TIMEOUT" "${@:1:$#-1}" </dev/null >/dev/null 2>>"$WORK/stderr" &
-    LAST=$!
-    for ((i = 0; i < 1000; i++)); do
-        listening tcp "$port" && return 0
-        kill -0 "$LAST" 2>/dev/null || break
-        sleep 0.01
-    done
-    die "$1 did not listen on port $port: $(tail -n 3 "$WORK/stderr" | tr '\n' ' ')"
-}
 
-# stop PID: ends the process group of a job started by `start` (the
-# listener and every cat it started).
-stop() {
-    kill -TERM -- "-$1" 2>/dev/null || true
-    sleep 0.2
-    kill -KILL -- "-$1" 2>/dev/null || true
-    wait "$1" 2>/dev/null || true
-}
 
 # The python3 load generator: `rt PORT SECONDS` (round trips on 50
 # connections, 2 processes) or `conn PORT SECONDS` (a connection per

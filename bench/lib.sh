@@ -63,3 +63,39 @@ listening() {
     [[ $1 == udp ]] && state=07
     grep -q "$(printf ' 0100007F:%04X 00000000:0000 %s ' "$2" "$state")" "/proc/net/$1"
 }
+
+# start CMD... PORT: runs the command in the background (its own process
+# group, through timeout: BOUND seconds, TIMEOUT unless set) and waits
+# until it listens on PORT; its pid is in LAST. The caller sets WORK.
+start() {
+    local port=${*: -1} i
+    timeout -k 5 "${BOUND:-$TIMEOUT}" "${@:1:$#-1}" </dev/null >/dev/null 2>>"$WORK/stderr" &
+    LAST=$!
+    for ((i = 0; i < 1000; i++)); do
+        listening tcp "$port" && return 0
+        kill -0 "$LAST" 2>/dev/null || break
+        sleep 0.01
+    done
+    die "$1 did not listen on port $port: $(tail -n 3 "$WORK/stderr" | tr '\n' ' ')"
+}
+
+# stop PID: ends the process group of a job started by `start` (a
+# listener and every child it started).
+stop() {
+    kill -TERM -- "-$1" 2>/dev/null || true
+    sleep 0.2
+    kill -KILL -- "-$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
+
+# make_source: SOURCE is SIZE random bytes in $SHM/source when /dev/shm has
+# room, else /dev/zero. The caller sets SIZE and SHM.
+make_source() {
+    SOURCE=/dev/zero
+    local avail
+    avail=$(df --output=avail -B1 /dev/shm 2>/dev/null | tail -1) || avail=0
+    if ((avail > SIZE + (256 << 20))); then
+        SOURCE=$SHM/source
+        head -c "$SIZE" /dev/urandom >"$SOURCE"
+    fi
+}

@@ -73,37 +73,10 @@ prepare() {
         cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" >&2
     fi
     [[ -x $NETSMITH ]] || die "no $NETSMITH and no cargo to build it"
-    SOURCE=/dev/zero
-    local avail
-    avail=$(df --output=avail -B1 /dev/shm 2>/dev/null | tail -1) || avail=0
-    if ((avail > SIZE + (256 << 20))); then
-        SOURCE=$SHM/source
-        head -c "$SIZE" /dev/urandom >"$SOURCE"
-    fi
+    make_source
 }
 
-# start TOOL_CMD... PORT: runs the command in the background (its own
-# process group, through timeout: BOUND seconds, TIMEOUT unless set) and
-# waits until it listens on PORT.
-start() {
-    local port=${*: -1} i
-    timeout -k 5 "${BOUND:-$TIMEOUT}" "${@:1:$#-1}" </dev/null >/dev/null 2>>"$WORK/stderr" &
-    LAST=$!
-    for ((i = 0; i < 1000; i++)); do
-        listening tcp "$port" && return 0
-        kill -0 "$LAST" 2>/dev/null || break
-        sleep 0.01
-    done
-    die "$1 did not listen on port $port: $(tail -n 3 "$WORK/stderr" | tr '\n' ' ')"
-}
 
-# stop PID: ends the process group of a job started by `start`.
-stop() {
-    kill -TERM -- "-$1" 2>/dev/null || true
-    sleep 0.1
-    kill -KILL -- "-$1" 2>/dev/null || true
-    wait "$1" 2>/dev/null || true
-}
 
 # measure TOOL: one stream run and one echo run, each through a fresh
 # relay; appends "tool stream_mbps echo_rps" to $WORK/runs.
