@@ -20,6 +20,17 @@ pub(crate) fn echo() -> (Proc, String) {
     (p, addr)
 }
 
+/// Runs a Python server `script` with `args`; it says "port N" on stderr
+/// once it listens.
+fn python_server(script: &str, args: &[&str]) -> (Proc, u16) {
+    let mut all = vec!["-c", script];
+    all.extend(args);
+    let mut p = util::spawn_cmd(util::require("python3"), &all);
+    let line = p.wait_stderr("port ");
+    let port = line.trim_start_matches("port ").trim().parse().unwrap();
+    (p, port)
+}
+
 /// Echoes one connection's bytes back and closes once `n` have come.
 fn counting_echo(n: usize) -> (Proc, u16) {
     const SCRIPT: &str = r#"
@@ -34,10 +45,7 @@ while got < n:
     c.sendall(d); got += len(d)
 c.close()
 "#;
-    let mut p = util::spawn_cmd(util::require("python3"), &["-c", SCRIPT, &n.to_string()]);
-    let line = p.wait_stderr("port ");
-    let port = line.trim_start_matches("port ").trim().parse().unwrap();
-    (p, port)
+    python_server(SCRIPT, &[&n.to_string()])
 }
 
 /// Serves one connection one way: `up` reads `n` bytes and answers
@@ -60,10 +68,7 @@ else:
     c.sendall(open(arg, "rb").read())
 c.close()
 "#;
-    let mut p = util::spawn_cmd(util::require("python3"), &["-c", SCRIPT, mode, arg]);
-    let line = p.wait_stderr("port ");
-    let port = line.trim_start_matches("port ").trim().parse().unwrap();
-    (p, port)
+    python_server(SCRIPT, &[mode, arg])
 }
 
 /// microsocks on a free port, with a user and password if given.
@@ -362,10 +367,7 @@ print("port", s.server_port, file=sys.stderr, flush=True)
 s.serve_forever()
 "#;
     let dir = dir.to_str().unwrap();
-    let mut p = util::spawn_cmd(util::require("python3"), &["-c", SCRIPT, dir]);
-    let line = p.wait_stderr("port ");
-    let port = line.trim_start_matches("port ").trim().parse().unwrap();
-    (p, port)
+    python_server(SCRIPT, &[dir])
 }
 
 /// A SOCKS5 CONNECT to 127.0.0.1:`to` through the proxy on `proxy`,
@@ -458,28 +460,11 @@ fn netsmith_proxy_auth_and_destination_policy_answer_in_each_protocol() {
     let echo_port = addr.rsplit(':').next().unwrap();
     let (_proxy, port) = netsmith_proxy(&["--proxy-auth", "alice:s3cret"]);
     let at = |scheme: &str, creds: &str| format!("{scheme}://{creds}127.0.0.1:{port}");
-    let out = util::run(
-        &[
-            "connect",
-            "--proxy",
-            &at("socks5", "alice:s3cret@"),
-            "127.0.0.1",
-            echo_port,
-        ],
-        b"hi",
-    );
-    intact(&out, b"hi");
-    let out = util::run(
-        &[
-            "connect",
-            "--proxy",
-            &at("http", "alice:s3cret@"),
-            "127.0.0.1",
-            echo_port,
-        ],
-        b"hi",
-    );
-    intact(&out, b"hi");
+    for scheme in ["socks5", "http"] {
+        let url = at(scheme, "alice:s3cret@");
+        let out = util::run(&["connect", "--proxy", &url, "127.0.0.1", echo_port], b"hi");
+        intact(&out, b"hi");
+    }
     for (url, words) in [
         (at("socks5", ""), "needs credentials"),
         (
