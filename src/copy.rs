@@ -40,6 +40,13 @@ impl Pool {
         }
     }
 
+    /// The process's pool, for streams that hold a buffer only while they
+    /// have bytes in hand (4 MiB kept after a burst).
+    pub fn shared() -> &'static Pool {
+        static POOL: std::sync::OnceLock<Pool> = std::sync::OnceLock::new();
+        POOL.get_or_init(|| Pool::new(64))
+    }
+
     /// A buffer from the pool, if it has one.
     pub fn take(&self) -> Option<Vec<u8>> {
         self.free.lock().ok().and_then(|mut p| p.pop())

@@ -160,14 +160,68 @@ impl Splicer {
     }
 }
 
-/// Moves `src` to `dst` until EOF through a pipe of its own, then shuts
-/// down `dst`'s write side (the half-close passes through); returns the
-/// bytes moved.
+/// Moves `src` to `dst` until EOF, then shuts down `dst`'s write side (the
+/// half-close passes through); returns the bytes moved. Messages are
+/// copied, through a buffer of the shared pool held only while bytes are in
+/// hand, so a short connection (a proxied request, an idle session) never
+/// makes a pipe: that saves two descriptors and eight system calls per
+/// connection. Once a read fills the buffer the connection is streaming,
+/// and the rest goes through a pipe of its own, never copied.
 pub async fn pump(src: &TcpStream, dst: &TcpStream, tap: &Tap<'_>) -> Result<u64, CopyError> {
-    let splicer = Splicer::new().map_err(CopyError::Read)?;
-    let n = splicer.pump(src, dst, tap).await?;
+    let pool = crate::copy::Pool::shared();
+    let mut total = 0u64;
+    loop {
+        src.readable().await.map_err(CopyError::Read)?;
+        let mut buf = pool
+            .take()
+            .unwrap_or_else(|| vec![0u8; crate::copy::BUF_SIZE]);
+        let n = match src.try_read(&mut buf) {
+            Ok(n) => n,
+            Err(e) => {
+                pool.give(buf);
+                if e.kind() == io::ErrorKind::WouldBlock {
+                    continue;
+                }
+                return Err(CopyError::Read(e));
+            }
+        };
+        if n == 0 {
+            pool.give(buf);
+            break;
+        }
+        tap.took(n);
+        let sent = send_all(dst, &buf[..n], tap).await;
+        let full = n == buf.len();
+        pool.give(buf);
+        sent?;
+        tap.gave(n);
+        total += n as u64;
+        if full && let Some(splicer) = Splicer::if_worthwhile() {
+            total += splicer.pump(src, dst, tap).await?;
+            break;
+        }
+    }
     socket2::SockRef::from(dst)
         .shutdown(std::net::Shutdown::Write)
         .map_err(CopyError::Write)?;
-    Ok(n)
+    Ok(total)
+}
+
+/// Writes all of `data` to `dst`, touching the tap's activity on each
+/// partial write (a slow but live peer is not idle).
+async fn send_all(dst: &TcpStream, mut data: &[u8], tap: &Tap<'_>) -> Result<(), CopyError> {
+    while !data.is_empty() {
+        let n = dst
+            .async_io(Interest::WRITABLE, || {
+                socket2::SockRef::from(dst).send(data)
+            })
+            .await
+            .map_err(CopyError::Write)?;
+        if n == 0 {
+            return Err(CopyError::Write(io::ErrorKind::WriteZero.into()));
+        }
+        tap.touch();
+        data = &data[n..];
+    }
+    Ok(())
 }

@@ -99,6 +99,8 @@ pub struct Common {
     /// Use IPv6 only.
     #[arg(short = '6')]
     pub ipv6: bool,
+    #[command(flatten)]
+    pub proxy: crate::proxy::ProxyArgs,
 }
 
 /// `bench echo`.
@@ -184,6 +186,9 @@ pub fn threads(args: &BenchArgs) -> usize {
 pub enum Target {
     Tcp(SocketAddr),
     Unix(PathBuf),
+    /// A TCP target reached through a proxy (`--proxy`), at one of its
+    /// addresses (resolved once).
+    Proxied(SocketAddr, Arc<(crate::proxy::Proxy, Vec<SocketAddr>)>),
 }
 
 impl Target {
@@ -198,6 +203,19 @@ impl Target {
                 Ok(Stream::Tcp(s))
             }
             Target::Unix(path) => dial::unix(path).await.map_err(|e| ErrorKind::of_error(&e)),
+            Target::Proxied(to, via) => {
+                let (proxy, addrs) = &**via;
+                match crate::proxy::probe(proxy, addrs, *to, timeout).await {
+                    Ok(crate::proxy::Probe::Open(s)) => {
+                        let _ = s.set_nodelay(true);
+                        Ok(Stream::Tcp(s))
+                    }
+                    Ok(crate::proxy::Probe::Replied(5)) => Err(ErrorKind::Refused),
+                    Ok(crate::proxy::Probe::Replied(_)) => Err(ErrorKind::Other),
+                    Ok(crate::proxy::Probe::Silent) => Err(ErrorKind::Timeout),
+                    Err(e) => Err(ErrorKind::of_error(&e)),
+                }
+            }
         }
     }
 }
@@ -477,10 +495,25 @@ pub async fn run(args: BenchArgs, quiet: bool, interrupt: CancellationToken) -> 
         numeric: false,
     }
     .resolve();
+    let proxy = common.proxy.proxy()?;
+    if proxy.is_some() && (target_proto == Proto::Udp || matches!(endpoint, Endpoint::Unix { .. }))
+    {
+        return Err(Error::usage(format!(
+            "\"{}\": --proxy carries TCP only: give a HOST:PORT target to bench echo, stream \
+             or connect",
+            common.target
+        )));
+    }
     let target = match &endpoint {
         Endpoint::Inet { host, port, .. } => {
             let addrs = resolve.addrs(host, *port).await?;
-            Target::Tcp(addrs[0])
+            match proxy {
+                Some(proxy) => {
+                    let at = proxy.addrs(&resolve).await?;
+                    Target::Proxied(addrs[0], Arc::new((proxy, at)))
+                }
+                None => Target::Tcp(addrs[0]),
+            }
         }
         Endpoint::Unix {
             path,

@@ -66,7 +66,14 @@ pub async fn tcp(
             "the source address is of another family than every address of {what}"
         )));
     }
-    match tokio::time::timeout(timeout, race(order, source)).await {
+    // One address has nothing to race: no task, no timer.
+    let dial = async {
+        match order[..] {
+            [only] => attempt(only, source).await.1.map_err(|e| vec![(only, e)]),
+            _ => race(order, source).await,
+        }
+    };
+    match tokio::time::timeout(timeout, dial).await {
         Ok(Ok(stream)) => Ok(stream),
         Ok(Err(failures)) => Err(summarize(what, &failures)),
         Err(_) => Err(Error::Network {

@@ -282,31 +282,11 @@ pub async fn connect(
     let through = format!("connect to {target} through {proxy}");
     let work = async {
         let destination = destination(proxy, resolve, host, port).await?;
-        // The proxy's own address may be of either family, whatever -4/-6
-        // say of the target.
-        let any = Resolve {
-            family: crate::net::Family::Any,
-            numeric: resolve.numeric,
-        };
-        let addrs = any.addrs(&proxy.host, proxy.port).await?;
-        let mut stream = dial::tcp(&format!("proxy {proxy}"), &addrs, source, timeout).await?;
-        let _ = stream.set_nodelay(true);
+        let addrs = proxy.addrs(resolve).await?;
+        let mut stream = dial_proxy(proxy, &addrs, source, timeout).await?;
         handshake(proxy, &mut stream, &destination)
             .await
-            .map_err(|e| match e {
-                Refusal::Said(reason) => Error::Network {
-                    what: through.clone(),
-                    reason: format!("the proxy says: {reason}"),
-                },
-                Refusal::Io(e) => Error::Network {
-                    what: through.clone(),
-                    reason: format!(
-                        "the proxy's handshake failed: {}",
-                        crate::error::describe_io(&e)
-                    ),
-                },
-                Refusal::Usage(message) => Error::usage(message),
-            })?;
+            .map_err(|e| e.into_error(&through))?;
         let _ = stream.set_nodelay(false);
         Ok(stream)
     };
@@ -317,6 +297,66 @@ pub async fn connect(
             reason: format!("timed out after {}", crate::duration::show(timeout)),
         }),
     }
+}
+
+impl Proxy {
+    /// The proxy's own addresses. They may be of either family, whatever
+    /// -4/-6 say of the target.
+    pub async fn addrs(&self, resolve: &Resolve) -> Result<Vec<SocketAddr>> {
+        let any = Resolve {
+            family: crate::net::Family::Any,
+            numeric: resolve.numeric,
+        };
+        any.addrs(&self.host, self.port).await
+    }
+}
+
+/// Dials the proxy at one of `addrs` (Happy Eyeballs), Nagle off for the
+/// handshake's small messages.
+async fn dial_proxy(
+    proxy: &Proxy,
+    addrs: &[SocketAddr],
+    source: Option<SocketAddr>,
+    timeout: Duration,
+) -> Result<TcpStream> {
+    let stream = dial::tcp(&format!("proxy {proxy}"), addrs, source, timeout).await?;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+/// What a SOCKS5 proxy answered when asked for a target (`scan --proxy`,
+/// which reads a port's state from it).
+#[derive(Debug)]
+pub enum Probe {
+    /// The target accepted: the stream reaches it.
+    Open(TcpStream),
+    /// The proxy's reply code (RFC 1928 §6): 5 refused, 3 network and 4
+    /// host unreachable, 6 TTL expired, 2 not allowed, 1 general failure.
+    Replied(u8),
+    /// No answer within the timeout.
+    Silent,
+}
+
+/// Asks the SOCKS5 `proxy`, at one of `addrs`, to connect to `target`,
+/// within `timeout`. Only the proxy's own failures are errors (it refused
+/// us, reset, or answered in another protocol): a target's are answers.
+pub async fn probe(
+    proxy: &Proxy,
+    addrs: &[SocketAddr],
+    target: SocketAddr,
+    timeout: Duration,
+) -> Result<Probe> {
+    let work = async {
+        let mut stream = dial_proxy(proxy, addrs, None, timeout).await?;
+        match handshake(proxy, &mut stream, &Destination::Addr(target)).await {
+            Ok(()) => Ok(Probe::Open(stream)),
+            Err(Refusal::Socks5(code)) => Ok(Probe::Replied(code)),
+            Err(e) => Err(e.into_error(&format!("connect to {target} through {proxy}"))),
+        }
+    };
+    tokio::time::timeout(timeout, work)
+        .await
+        .unwrap_or(Ok(Probe::Silent))
 }
 
 /// What the proxy is asked to connect to.
@@ -370,6 +410,8 @@ async fn destination(
 enum Refusal {
     /// The proxy answered no, in these words.
     Said(String),
+    /// A SOCKS5 proxy answered with this reply code (not 0).
+    Socks5(u8),
     /// The connection to the proxy failed or closed.
     Io(std::io::Error),
     /// What was asked cannot be said in this protocol.
@@ -382,7 +424,75 @@ impl From<std::io::Error> for Refusal {
     }
 }
 
-async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+impl Refusal {
+    /// The error a command reports: `through` says what was being done.
+    fn into_error(self, through: &str) -> Error {
+        let said = |reason: String| Error::Network {
+            what: through.to_string(),
+            reason: format!("the proxy says: {reason}"),
+        };
+        match self {
+            Refusal::Said(reason) => said(reason),
+            Refusal::Socks5(code) => said(socks5_reply(code)),
+            Refusal::Io(e) => Error::Network {
+                what: through.to_string(),
+                reason: format!(
+                    "the proxy's handshake failed: {}",
+                    crate::error::describe_io(&e)
+                ),
+            },
+            Refusal::Usage(message) => Error::usage(message),
+        }
+    }
+}
+
+/// A stream whose waiting bytes can be looked at before they are taken.
+pub(crate) trait Peek: AsyncRead + AsyncWrite + Unpin {
+    /// Waits for bytes and copies what is there, leaving it unread.
+    async fn peek(&mut self, buf: &mut [u8]) -> std::io::Result<usize>;
+}
+
+impl Peek for TcpStream {
+    async fn peek(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        TcpStream::peek(self, buf).await
+    }
+}
+
+/// Reads an HTTP header up to and including its blank line, and no
+/// further. Each round looks at what has arrived (MSG_PEEK) and takes only
+/// the header's part of it, so a header costs a receive or two, not one
+/// per byte.
+async fn read_header<S: Peek>(s: &mut S) -> std::result::Result<Vec<u8>, Refusal> {
+    let mut header = Vec::with_capacity(256);
+    let mut look = vec![0u8; 4096];
+    loop {
+        let n = s.peek(&mut look).await?;
+        if n == 0 {
+            return Err(Refusal::Io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+        let had = header.len();
+        header.extend_from_slice(&look[..n]);
+        // The blank line may straddle the last round and this one.
+        let from = had.saturating_sub(3);
+        let end = header[from..]
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map(|i| from + i + 4);
+        header.truncate(end.unwrap_or(header.len()));
+        let take = header.len() - had;
+        s.read_exact(&mut look[..take]).await?;
+        if end.is_some() {
+            return Ok(header);
+        }
+        if header.len() >= MAX_HTTP_HEADER {
+            return Err(Refusal::Said(format!(
+                "a response header longer than {MAX_HTTP_HEADER} bytes"
+            )));
+        }
+    }
+}
+
+async fn handshake<S: Peek>(
     proxy: &Proxy,
     s: &mut S,
     to: &Destination,
@@ -448,7 +558,7 @@ async fn socks4<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// SOCKS5's reply codes in words (RFC 1928 §6).
-fn socks5_reply(code: u8) -> String {
+pub fn socks5_reply(code: u8) -> String {
     let words = match code {
         1 => "general SOCKS server failure",
         2 => "connection not allowed by the proxy's rules",
@@ -568,7 +678,7 @@ async fn socks5<S: AsyncRead + AsyncWrite + Unpin>(
         )));
     }
     if head[1] != 0 {
-        return Err(Refusal::Said(socks5_reply(head[1])));
+        return Err(Refusal::Socks5(head[1]));
     }
     // The address the proxy bound: read past it, so that the stream
     // starts at the target's first byte.
@@ -591,9 +701,9 @@ async fn socks5<S: AsyncRead + AsyncWrite + Unpin>(
     Ok(())
 }
 
-/// HTTP CONNECT. The response header is read a byte at a time so that not
-/// one byte of the tunnel after it is taken.
-async fn http<S: AsyncRead + AsyncWrite + Unpin>(
+/// HTTP CONNECT. The response header is taken up to its blank line and
+/// not one byte further: what follows is the tunnel's.
+async fn http<S: Peek>(
     proxy: &Proxy,
     s: &mut S,
     to: &Destination,
@@ -611,19 +721,7 @@ async fn http<S: AsyncRead + AsyncWrite + Unpin>(
     }
     request.push_str("\r\n");
     s.write_all(request.as_bytes()).await?;
-    let mut header = Vec::with_capacity(256);
-    let mut byte = [0u8; 1];
-    while !header.ends_with(b"\r\n\r\n") {
-        if header.len() >= MAX_HTTP_HEADER {
-            return Err(Refusal::Said(format!(
-                "a response header longer than {MAX_HTTP_HEADER} bytes"
-            )));
-        }
-        if s.read(&mut byte).await? == 0 {
-            return Err(Refusal::Io(std::io::ErrorKind::UnexpectedEof.into()));
-        }
-        header.push(byte[0]);
-    }
+    let header = read_header(s).await?;
     let text = String::from_utf8_lossy(&header);
     let status = text.lines().next().unwrap_or("").trim();
     let code = status.split_whitespace().nth(1).unwrap_or("");
@@ -691,20 +789,27 @@ mod tests {
         assert!(e.contains("contradicts"), "{e}");
     }
 
-    /// Runs `handshake` against a scripted proxy: what it must receive,
-    /// what it answers.
+    /// Runs `handshake` against a scripted proxy on loopback: what it must
+    /// receive, what it answers (`answer`, then `after`, the tunnel's first
+    /// bytes, which the handshake must leave unread).
     async fn scripted(
         proxy: &Proxy,
         to: &Destination,
         expect: &[u8],
         answer: &[u8],
     ) -> std::result::Result<(), Refusal> {
-        let (mut ours, mut theirs) = tokio::io::duplex(4096);
+        let after = b"tunnel";
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut ours = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (mut theirs, _) = listener.accept().await.unwrap();
         let (expect, answer) = (expect.to_vec(), answer.to_vec());
         // The whole answer goes first: the client reads each reply when
         // its step needs it, and sends each request after the last reply.
         let server = tokio::spawn(async move {
             theirs.write_all(&answer).await.unwrap();
+            theirs.write_all(after).await.unwrap();
             let mut got = vec![0u8; expect.len()];
             theirs.read_exact(&mut got).await.unwrap();
             assert_eq!(got, expect);
@@ -712,6 +817,11 @@ mod tests {
         });
         let result = handshake(proxy, &mut ours, to).await;
         drop(server.await.unwrap());
+        if result.is_ok() {
+            let mut rest = Vec::new();
+            ours.read_to_end(&mut rest).await.unwrap();
+            assert_eq!(rest, after, "the handshake took bytes of the tunnel");
+        }
         result
     }
 
@@ -731,10 +841,15 @@ mod tests {
         let p = parse("socks5://127.0.0.1:1", None).unwrap();
         let to = Destination::Addr("127.0.0.1:9".parse().unwrap());
         let expect = [5, 1, 0, 5, 1, 0, 1, 127, 0, 0, 1, 0, 9];
-        let Err(Refusal::Said(why)) = scripted(&p, &to, &expect, &[5, 0, 5, 5, 0, 1]).await else {
+        let Err(refusal) = scripted(&p, &to, &expect, &[5, 0, 5, 5, 0, 1]).await else {
             panic!("not refused");
         };
-        assert_eq!(why, "connection refused (SOCKS5 reply 5)");
+        assert!(matches!(refusal, Refusal::Socks5(5)), "{refusal:?}");
+        let said = refusal.into_error("connect").to_string();
+        assert!(
+            said.ends_with("the proxy says: connection refused (SOCKS5 reply 5)"),
+            "{said}"
+        );
         let Err(Refusal::Said(why)) = scripted(&p, &to, &[5, 1, 0], &[5, 0xff]).await else {
             panic!("not refused");
         };
@@ -761,5 +876,14 @@ mod tests {
             why,
             "HTTP/1.1 407 Proxy Authentication Required (the user name or password is wrong)"
         );
+    }
+
+    #[tokio::test]
+    async fn an_http_answer_is_taken_to_its_blank_line_and_no_further() {
+        let p = parse("http://127.0.0.1:1", None).unwrap();
+        let to = Destination::Addr("127.0.0.1:7".parse().unwrap());
+        let expect = b"CONNECT 127.0.0.1:7 HTTP/1.1\r\nHost: 127.0.0.1:7\r\n\r\n";
+        let answer = b"HTTP/1.1 200 Connection established\r\nVia: x\r\n\r\n";
+        scripted(&p, &to, expect, answer).await.unwrap();
     }
 }

@@ -26,6 +26,10 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest HTTP request header taken from a client.
 const MAX_HTTP_HEADER: usize = 16 * 1024;
 
+/// The handshake's read buffer: a whole SOCKS request, or a typical HTTP
+/// header, in one receive.
+const HANDSHAKE_BUF: usize = 4096;
+
 /// Who may use the proxy, and to reach what.
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
@@ -166,6 +170,11 @@ pub async fn accept(
     label: &str,
 ) -> Result<Stream> {
     let work = async {
+        // Buffered: a handshake's fields arrive together, and one receive
+        // takes them all. What the client sent after its request (an
+        // optimistic client's first bytes, a request body) goes on to the
+        // target after the answer.
+        let mut client = tokio::io::BufReader::with_capacity(HANDSHAKE_BUF, &mut *client);
         let mut first = [0u8; 1];
         client
             .read_exact(&mut first)
@@ -185,13 +194,15 @@ pub async fn accept(
             }
         };
         let request = match speaks {
-            Speaks::Socks5 => socks5_request(client, policy).await,
-            Speaks::Socks4 => socks4_request(client, policy).await,
-            Speaks::Http => http_request(client, first[0], policy).await,
+            Speaks::Socks5 => socks5_request(&mut client, policy).await,
+            Speaks::Socks4 => socks4_request(&mut client, policy).await,
+            Speaks::Http => http_request(&mut client, first[0], policy).await,
         };
         let request = match request {
             Ok(r) => r,
-            Err(Step::No(no, why)) => return Err(refuse(client, speaks, no, label, &why).await),
+            Err(Step::No(no, why)) => {
+                return Err(refuse(&mut client, speaks, no, label, &why).await);
+            }
             Err(Step::Io(e)) => return Err(Error::io(format!("{label}: handshake"), &e)),
         };
         let shown = crate::endpoint::Endpoint::Inet {
@@ -204,27 +215,34 @@ pub async fn accept(
             Ok(a) => a,
             Err(e) => {
                 let why = e.to_string();
-                return Err(refuse(client, speaks, No::Unreachable(4), label, &why).await);
+                return Err(refuse(&mut client, speaks, No::Unreachable(4), label, &why).await);
             }
         };
         let allowed: Vec<SocketAddr> = addrs.into_iter().filter(|a| policy.admits(*a)).collect();
         if allowed.is_empty() {
             let why = format!("{shown}: not allowed by the destination policy");
-            return Err(refuse(client, speaks, No::Policy, label, &why).await);
+            return Err(refuse(&mut client, speaks, No::Policy, label, &why).await);
         }
         let target = match dial::tcp(&shown, &allowed, None, timeout).await {
             Ok(t) => t,
             Err(e) => {
                 let why = e.to_string();
                 let code = reach_code(&why);
-                return Err(refuse(client, speaks, No::Unreachable(code), label, &why).await);
+                return Err(refuse(&mut client, speaks, No::Unreachable(code), label, &why).await);
             }
         };
         let _ = target.set_nodelay(true);
         let mut target = Stream::Tcp(target);
-        answer(client, &mut target, speaks, request.forward.as_deref())
-            .await
-            .map_err(|e| Error::io(format!("{label}: answer the handshake for {shown}"), &e))?;
+        let early = client.buffer().to_vec();
+        answer(
+            client.get_mut(),
+            &mut target,
+            speaks,
+            request.forward.as_deref(),
+            &early,
+        )
+        .await
+        .map_err(|e| Error::io(format!("{label}: answer the handshake for {shown}"), &e))?;
         tracing::info!("{label}: {} to {shown}", speaks.word());
         Ok(target)
     };
@@ -241,9 +259,25 @@ pub async fn accept(
 }
 
 /// Tells the client its target is connected, in its protocol; for a
-/// forwarded HTTP request, sends the request on instead.
-async fn answer(
-    client: &mut Stream,
+/// forwarded HTTP request, sends the request on instead. Then sends the
+/// target what the client sent after its request (`early`).
+async fn answer<C: AsyncWrite + Unpin>(
+    client: &mut C,
+    target: &mut Stream,
+    speaks: Speaks,
+    forward: Option<&[u8]>,
+    early: &[u8],
+) -> std::io::Result<()> {
+    greet(client, target, speaks, forward).await?;
+    if !early.is_empty() {
+        target.write_all(early).await?;
+    }
+    Ok(())
+}
+
+/// [`answer`]'s first half: the reply in the client's protocol.
+async fn greet<C: AsyncWrite + Unpin>(
+    client: &mut C,
     target: &mut Stream,
     speaks: Speaks,
     forward: Option<&[u8]>,
@@ -316,7 +350,13 @@ fn push_addr(out: &mut Vec<u8>, addr: Option<SocketAddr>) {
 }
 
 /// Answers a refusal in the client's protocol, and says why in the log.
-async fn refuse(client: &mut Stream, speaks: Speaks, no: No, label: &str, why: &str) -> Error {
+async fn refuse<C: AsyncWrite + Unpin>(
+    client: &mut C,
+    speaks: Speaks,
+    no: No,
+    label: &str,
+    why: &str,
+) -> Error {
     let reply: Vec<u8> = match (speaks, no) {
         (Speaks::Socks5, No::Auth) => Vec::new(), // answered in the sub-negotiation
         (Speaks::Socks5, No::Malformed(code) | No::Unreachable(code)) => {

@@ -577,13 +577,6 @@ async fn join(a: Io, b: Io, cfg: &RelayConfig, label: &str) -> Result<(u64, u64)
     }
     let activity = Arc::new(Activity::default());
     let (from, to) = (cfg.from.to_string(), cfg.to.to_string());
-    let resets: Vec<Reset> = [&a, &b]
-        .into_iter()
-        .filter_map(|io| match io {
-            Io::Net(stream) => stream.reset_handle(),
-            Io::Boxed(_) => None,
-        })
-        .collect();
     #[cfg(target_os = "linux")]
     if cfg.splice
         && cfg.hex.is_none()
@@ -592,8 +585,24 @@ async fn join(a: Io, b: Io, cfg: &RelayConfig, label: &str) -> Result<(u64, u64)
         let tap = Tap::new(false, None, Some(activity.clone()));
         let fwd = crate::splice::pump(x, y, &tap);
         let back = crate::splice::pump(y, x, &tap);
-        return finish(fwd, back, &activity, cfg.idle, &resets, (&from, &to)).await;
+        // Both sockets outlive the pumps here: no second descriptor needed.
+        let reset = || {
+            for s in [x, y] {
+                let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
+            }
+        };
+        return finish(fwd, back, &activity, cfg.idle, &reset, (&from, &to)).await;
     }
+    // The streams move into the copy loops: keep a descriptor of each TCP
+    // socket to reset it with.
+    let resets: Vec<Reset> = [&a, &b]
+        .into_iter()
+        .filter_map(|io| match io {
+            Io::Net(stream) => stream.reset_handle(),
+            Io::Boxed(_) => None,
+        })
+        .collect();
+    let reset = || resets.iter().for_each(Reset::reset);
     let (a_rd, mut a_wr) = tokio::io::split(a.boxed());
     let (b_rd, mut b_wr) = tokio::io::split(b.boxed());
     let allow = cfg.allow_truncation;
@@ -616,12 +625,12 @@ async fn join(a: Io, b: Io, cfg: &RelayConfig, label: &str) -> Result<(u64, u64)
         a_wr.shutdown().await.map_err(CopyError::Write)?;
         Ok(n)
     };
-    finish(fwd, back, &activity, cfg.idle, &resets, (&from, &to)).await
+    finish(fwd, back, &activity, cfg.idle, &reset, (&from, &to)).await
 }
 
 /// Waits for both directions; the first failure, or `idle` without a byte
 /// either way, ends both (the caller drops, and so closes, both sides). A
-/// failure resets the TCP sides (`resets`): a side that was cut (a reset,
+/// failure resets the TCP sides (`reset`): a side that was cut (a reset,
 /// a TLS stream without `close_notify`) must not reach the other as a
 /// clean end of stream.
 async fn finish<F, B>(
@@ -629,7 +638,7 @@ async fn finish<F, B>(
     back: B,
     activity: &Activity,
     idle: Duration,
-    resets: &[Reset],
+    reset: &(dyn Fn() + Sync),
     (from, to): (&str, &str),
 ) -> Result<(u64, u64)>
 where
@@ -640,8 +649,8 @@ where
     let (mut up, mut down) = (None, None);
     loop {
         tokio::select! {
-            r = &mut fwd, if up.is_none() => up = Some(r.map_err(|e| failure(e, from, to, resets))?),
-            r = &mut back, if down.is_none() => down = Some(r.map_err(|e| failure(e, to, from, resets))?),
+            r = &mut fwd, if up.is_none() => up = Some(r.map_err(|e| failure(e, from, to, reset))?),
+            r = &mut back, if down.is_none() => down = Some(r.map_err(|e| failure(e, to, from, reset))?),
             () = activity.idle_for(idle) => {
                 return Err(Error::Network {
                     what: format!("relay {from} to {to}"),
@@ -674,8 +683,8 @@ fn stdio_outcome<T: Default>(result: Result<T>) -> Result<T> {
 
 /// Names the side that failed: a read fails on the source, a write on the
 /// destination; and has both sides reset when they close.
-fn failure(e: CopyError, src: &str, dst: &str, resets: &[Reset]) -> Error {
-    resets.iter().for_each(Reset::reset);
+fn failure(e: CopyError, src: &str, dst: &str, reset: &(dyn Fn() + Sync)) -> Error {
+    reset();
     match e {
         CopyError::Read(e) => Error::io(format!("read from {src}"), &e),
         CopyError::Write(e) => Error::io(format!("write to {dst}"), &e),
