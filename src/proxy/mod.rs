@@ -459,7 +459,7 @@ impl Peek for TcpStream {
 }
 
 /// Reads an HTTP header up to and including its blank line, and no
-/// further. Each round looks at what has arrived (MSG_PEEK) and takes only
+/// further. Each round looks at what has arrived (`MSG_PEEK`) and takes only
 /// the header's part of it, so a header costs a receive or two, not one
 /// per byte.
 async fn read_header<S: Peek>(s: &mut S) -> std::result::Result<Vec<u8>, Refusal> {
