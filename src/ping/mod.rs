@@ -71,6 +71,8 @@ pub struct PingArgs {
     pub tcp: Option<String>,
     #[command(flatten)]
     pub family: FamilyArgs,
+    #[command(flatten)]
+    pub proxy: crate::proxy::ProxyArgs,
     /// Quiet: the header and the summary only, as ping -q.
     #[arg(short = 'q', long)]
     pub quiet: bool,
@@ -239,7 +241,7 @@ pub async fn run(args: PingArgs, quiet: bool, stop: impl Future<Output = ()>) ->
         .map(|p| endpoint::parse_port(p, Proto::Tcp, PortZero::Refused))
         .transpose()?;
     let host = endpoint::parse_host(&args.host)?;
-    let ip = args.family.resolve().answer(&host).await?.addrs[0];
+    let proxy = args.proxy.proxy()?;
     let out = Out {
         json: args.json,
         quiet: quiet || args.quiet,
@@ -251,9 +253,69 @@ pub async fn run(args: PingArgs, quiet: bool, stop: impl Future<Output = ()>) ->
         timeout: args.timeout,
         out,
     };
-    match port {
-        Some(port) => tcp(&plan, SocketAddr::new(ip, port), stop).await,
-        None => echo(&plan, ip, usize::from(args.size), stop).await,
+    let resolve = args.family.resolve();
+    match (port, proxy) {
+        (Some(port), Some(proxy)) => {
+            // The proxy resolves the name if its scheme says so: nothing
+            // is looked up here that the proxy should look up.
+            let target = Target::Proxied(proxy, resolve, host, port);
+            tcp(&plan, target, stop).await
+        }
+        (Some(port), None) => {
+            let ip = resolve.answer(&host).await?.addrs[0];
+            tcp(&plan, Target::Direct(SocketAddr::new(ip, port)), stop).await
+        }
+        (None, Some(proxy)) => Err(Error::usage(format!(
+            "--proxy {proxy} carries TCP connects, not ICMP: add --tcp PORT"
+        ))),
+        (None, None) => {
+            let ip = resolve.answer(&host).await?.addrs[0];
+            echo(&plan, ip, usize::from(args.size), stop).await
+        }
+    }
+}
+
+/// What a TCP ping connects to.
+enum Target {
+    Direct(SocketAddr),
+    /// Through a proxy: the time is the connect to the proxy plus its
+    /// handshake, which ends when the proxy has reached the target.
+    Proxied(
+        crate::proxy::Proxy,
+        crate::net::Resolve,
+        endpoint::Host,
+        u16,
+    ),
+}
+
+impl Target {
+    async fn connect(&self, timeout: Duration) -> Result<()> {
+        match self {
+            Target::Direct(to) => dial::tcp(&to.to_string(), &[*to], None, timeout)
+                .await
+                .map(drop),
+            Target::Proxied(proxy, resolve, host, port) => {
+                crate::proxy::connect(proxy, resolve, (host, *port), None, timeout)
+                    .await
+                    .map(drop)
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Direct(to) => write!(f, "{to}"),
+            Target::Proxied(proxy, _, host, port) => {
+                let to = endpoint::Endpoint::Inet {
+                    proto: Proto::Tcp,
+                    host: host.clone(),
+                    port: *port,
+                };
+                write!(f, "{to} through {proxy}")
+            }
+        }
     }
 }
 
@@ -558,18 +620,19 @@ async fn echo(plan: &Plan, ip: IpAddr, size: usize, stop: impl Future<Output = (
 /// TCP connect ping to `to`: each probe is a connect, timed, then closed.
 /// A refusal proves the host is up but is not a reply: it counts as an
 /// error, as does any failure, and a connect not made within `-W` is lost.
-async fn tcp(plan: &Plan, to: SocketAddr, stop: impl Future<Output = ()>) -> Result<()> {
+async fn tcp(plan: &Plan, to: Target, stop: impl Future<Output = ()>) -> Result<()> {
     let out = plan.out;
     if !out.json {
         crate::stdio::print(&format!("TCP PING {} ({to})\n", plan.host));
     }
+    let to = std::sync::Arc::new(to);
+    let shown = to.to_string();
     tokio::pin!(stop);
     let start = Instant::now();
     let mut tally = Tally::default();
     let mut probes = tokio::task::JoinSet::new();
     let mut sent = 0u64;
     let mut next_send = start;
-    let what = to.to_string();
     loop {
         // As in the ICMP loop: no stdout, no point going on.
         if crate::stdio::closed() {
@@ -578,11 +641,11 @@ async fn tcp(plan: &Plan, to: SocketAddr, stop: impl Future<Output = ()>) -> Res
         if plan.more(sent) && Instant::now() >= next_send {
             sent += 1;
             tally.transmitted += 1;
-            let (seq, timeout, what) = (sent, plan.timeout, what.clone());
+            let (seq, timeout, to) = (sent, plan.timeout, std::sync::Arc::clone(&to));
             probes.spawn(async move {
                 let begun = Instant::now();
-                let result = dial::tcp(&what, &[to], None, timeout).await;
-                (seq, result.map(|_stream| begun.elapsed()))
+                let result = to.connect(timeout).await;
+                (seq, result.map(|()| begun.elapsed()))
             });
             // On to the select even when the next request is due at once
             // (`-i 0`): replies are read between requests, not after all.
@@ -605,8 +668,8 @@ async fn tcp(plan: &Plan, to: SocketAddr, stop: impl Future<Output = ()>) -> Res
                 let ms = millis(rtt);
                 tally.reply(ms);
                 out.event(
-                    || format!("connected to {to}: seq={seq} time={} ms", fmt_rtt(ms)),
-                    || json!({ "type": "reply", "from": to, "seq": seq, "time_ms": ms }),
+                    || format!("connected to {shown}: seq={seq} time={} ms", fmt_rtt(ms)),
+                    || json!({ "type": "reply", "from": shown, "seq": seq, "time_ms": ms }),
                 );
             }
             Err(err) => {
@@ -621,15 +684,15 @@ async fn tcp(plan: &Plan, to: SocketAddr, stop: impl Future<Output = ()>) -> Res
                     tally.errors += 1;
                 }
                 out.event(
-                    || format!("From {to}: seq={seq} {reason}"),
-                    || json!({ "type": "error", "from": to, "seq": seq, "error": reason }),
+                    || format!("From {shown}: seq={seq} {reason}"),
+                    || json!({ "type": "error", "from": shown, "seq": seq, "error": reason }),
                 );
             }
         }
     }
     plan.finish(
         &tally,
-        &to.to_string(),
+        &shown,
         "tcp",
         &format!("{} tcp ping", plan.host),
         ("connects tried", "connected"),

@@ -59,7 +59,7 @@ const MAX_NAP: Duration = Duration::from_millis(100);
 /// or a local port while it has nothing else in flight.
 const STARVED_FOR: Duration = Duration::from_secs(3);
 /// Bytes of a banner kept.
-const BANNER_MAX: usize = 512;
+pub(super) const BANNER_MAX: usize = 512;
 
 /// What a probe found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -161,7 +161,7 @@ impl Plan {
 
     /// Job `j` of this shard: hosts vary fastest, so consecutive probes go
     /// to different hosts and each host gets its share of the window.
-    fn job(&self, j: u64) -> SocketAddr {
+    pub(super) fn job(&self, j: u64) -> SocketAddr {
         let (k, n) = self.shard;
         let item = u128::from(k) + u128::from(j) * u128::from(n);
         let hosts = self.targets.len();
@@ -175,6 +175,17 @@ impl Plan {
 pub struct Scan {
     pub outcomes: tokio::sync::mpsc::UnboundedReceiver<Vec<Outcome>>,
     stop: Arc<AtomicBool>,
+}
+
+impl Scan {
+    /// A scan whose outcomes come from `outcomes`, and whose probes stop
+    /// launching once `stop` is set (when the scan is dropped).
+    pub(super) fn new(
+        outcomes: tokio::sync::mpsc::UnboundedReceiver<Vec<Outcome>>,
+        stop: Arc<AtomicBool>,
+    ) -> Scan {
+        Scan { outcomes, stop }
+    }
 }
 
 impl Drop for Scan {

@@ -5,6 +5,7 @@
 //!   names) and the deduplicated host set.
 //! - [`probes`]: the ranked port list and the UDP payloads.
 //! - [`engine`]: the probe loops, one per core.
+//! - [`proxied`]: the probes through a SOCKS5 proxy (`--proxy`).
 //! - [`report`]: the table, `--json` and `--grep` outputs.
 //!
 //! The one rule a user cannot turn off by accident: nothing is sent to an
@@ -15,6 +16,7 @@
 mod check;
 mod engine;
 pub mod probes;
+mod proxied;
 mod report;
 pub mod targets;
 
@@ -50,12 +52,15 @@ always allowed; any other target needs --authorized.
 
 States: open (the connect completed), closed (refused), filtered (no answer),
 unreachable (an ICMP error or no route), open|filtered (UDP, no answer).
+Through a SOCKS5 proxy (--proxy), the proxy's reply code gives the state, and
+the targets are the proxy's neighbours: a proxy outside loopback needs --authorized.
 
 Examples:
   netsmith scan 127.0.0.1                    the top ports of this host
   netsmith scan localhost -p- --all          every port, every state
   netsmith scan ::1 -p 22,80,8000-8100 --banner
   netsmith scan -u 127.0.0.1 -p 53,123,161   UDP
+  netsmith scan 127.0.0.1 -p 1-1024 --proxy socks5://127.0.0.1:1080
   netsmith scan -iL hosts.txt --authorized --shard 2/4 --json")]
 pub struct ScanArgs {
     /// Targets: addresses, CIDR blocks (10.1.2.0/24), ranges (10.1.2.3-40),
@@ -116,6 +121,8 @@ pub struct ScanArgs {
     pub first_address: bool,
     #[command(flatten)]
     pub family: FamilyArgs,
+    #[command(flatten)]
+    pub proxy: crate::proxy::ProxyArgs,
 }
 
 /// clap value parser for `--shard K/N`: returns it zero-based.
@@ -137,9 +144,27 @@ pub async fn run(args: ScanArgs, quiet: bool) -> Result<()> {
         (None, Some(n)) => probes::top(n)?,
         (None, None) => probes::top(probes::top_len())?,
     };
+    let proxy = args.proxy.proxy()?;
+    if let Some(proxy) = &proxy {
+        proxied::check(proxy)?;
+        if args.udp || args.adaptive {
+            return Err(Error::usage(format!(
+                "{} does not go through a proxy: SOCKS5 CONNECT carries TCP, paced by --rate",
+                if args.udp { "-u" } else { "--adaptive" }
+            )));
+        }
+    }
     let specs = read_specs(&args)?;
     let (targets, unresolved) = resolve(specs, &args).await?;
     authorize(&targets, args.authorized)?;
+    let via = match proxy {
+        Some(proxy) => {
+            let addrs = proxy.addrs(&args.family.resolve()).await?;
+            authorize_proxy(&proxy, &addrs, args.authorized)?;
+            Some((proxy, addrs))
+        }
+        None => None,
+    };
     let options = report::Options {
         format: if args.json {
             report::Format::Json
@@ -154,9 +179,28 @@ pub async fn run(args: ScanArgs, quiet: bool) -> Result<()> {
     let plan = plan(&args, targets, ports)?;
     let mut report = report::Report::new(Arc::clone(&plan), options);
     let started = Instant::now();
-    let mut scan = engine::start(&plan).map_err(|e| Error::io("start the scan workers", &e))?;
+    let (mut scan, driver) = match via {
+        Some((proxy, addrs)) => {
+            let (scan, driver) = proxied::start(Arc::clone(&plan), proxy, addrs);
+            (scan, Some(driver))
+        }
+        None => (
+            engine::start(&plan).map_err(|e| Error::io("start the scan workers", &e))?,
+            None,
+        ),
+    };
     while let Some(batch) = scan.outcomes.recv().await {
         report.add(batch);
+    }
+    // The proxy's own failure ends the scan, with no summary: the ports
+    // not probed were not scanned.
+    if let Some(driver) = driver {
+        driver.await.unwrap_or_else(|e| {
+            Err(Error::Network {
+                what: "scan through the proxy".into(),
+                reason: e.to_string(),
+            })
+        })?;
     }
     report.finish(started.elapsed());
     let undecided = report.count(State::Undecided);
@@ -185,6 +229,25 @@ fn authorize(targets: &Targets, authorized: bool) -> Result<()> {
         Some(ip) if !authorized => Err(Error::usage(format!(
             "refusing to scan {ip}: it is outside loopback (127.0.0.0/8, ::1). Scan only networks \
              whose owner gave you written permission, and say so with --authorized"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Through a proxy, every target is reached from the proxy's host: its
+/// "127.0.0.1" is its own loopback. So a proxy outside loopback puts every
+/// target on another machine's network, which needs `--authorized` too.
+fn authorize_proxy(
+    proxy: &crate::proxy::Proxy,
+    addrs: &[std::net::SocketAddr],
+    authorized: bool,
+) -> Result<()> {
+    match addrs.iter().find(|a| !crate::net::is_loopback(a.ip())) {
+        Some(a) if !authorized => Err(Error::usage(format!(
+            "refusing to scan through {proxy}: it is at {}, outside loopback, so every target \
+             is on its network. Scan only networks whose owner gave you written permission, \
+             and say so with --authorized",
+            a.ip()
         ))),
         _ => Ok(()),
     }

@@ -607,3 +607,293 @@ fn netsmith_proxy_serves_200_clients_at_once() {
         .count();
     assert_eq!(ok, 200);
 }
+
+// Through a proxy, beyond connect and relay: scan, ping --tcp, bench.
+
+/// A listener that greets each client with `banner`, for as long as the
+/// test runs.
+fn greeter(banner: &'static [u8]) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut client in listener.incoming().flatten() {
+            let _ = std::io::Write::write_all(&mut client, banner);
+        }
+    });
+    port
+}
+
+/// `scan --proxy` reads each port's state from the SOCKS5 reply, through
+/// netsmith's proxy and through microsocks: listeners open, closed ports
+/// closed, with the proxy's reasons and the banner of an open port.
+#[test]
+fn scan_through_socks5_proxies_reads_states_from_reply_codes() {
+    let open = [greeter(b"SSH-2.0-test\r\n"), greeter(b"")];
+    let closed = [util::free_port(), util::free_port()];
+    let ports: Vec<String> = open.iter().chain(&closed).map(u16::to_string).collect();
+    let ports = ports.join(",");
+    let (_ours, ours) = netsmith_proxy(&[]);
+    let (_micro, micro) = microsocks(None);
+    for port in [ours, micro] {
+        let url = format!("socks5://127.0.0.1:{port}");
+        let out = util::run(
+            &[
+                "scan",
+                "127.0.0.1",
+                "-p",
+                &ports,
+                "--all",
+                "--json",
+                "--banner",
+                "--proxy",
+                &url,
+            ],
+            b"",
+        );
+        out.ok();
+        let lines: Vec<serde_json::Value> = out
+            .out()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let state = |p: u16| {
+            let line = lines
+                .iter()
+                .find(|l| l["port"] == p)
+                .unwrap_or_else(|| panic!("no line for port {p}\n{}", out.dump()));
+            (
+                line["state"].as_str().unwrap().to_string(),
+                line["reason"].as_str().unwrap().to_string(),
+                line["banner"].clone(),
+            )
+        };
+        for p in open {
+            let (s, r, _) = state(p);
+            assert_eq!(
+                (s.as_str(), r.as_str()),
+                ("open", "proxy-granted"),
+                "{}",
+                out.dump()
+            );
+        }
+        assert_eq!(state(open[0]).2, "SSH-2.0-test", "{}", out.dump());
+        for p in closed {
+            let (s, r, _) = state(p);
+            assert_eq!(
+                (s.as_str(), r.as_str()),
+                ("closed", "proxy-conn-refused"),
+                "{}",
+                out.dump()
+            );
+        }
+        let summary = lines.last().unwrap();
+        assert_eq!(
+            (summary["open"].as_u64(), summary["closed"].as_u64()),
+            (Some(2), Some(2))
+        );
+    }
+}
+
+/// A proxy that is down ends the scan with exit 1 and the proxy's failure,
+/// never a table of closed ports; a proxy that cannot tell closed from
+/// filtered (HTTP, SOCKS4) and UDP through a proxy are refused, exit 2.
+#[test]
+fn scan_through_a_down_or_unfit_proxy_says_so() {
+    let down = util::free_port();
+    let out = util::run(
+        &[
+            "scan",
+            "127.0.0.1",
+            "-p",
+            "1-100",
+            "--proxy",
+            &format!("socks5://127.0.0.1:{down}"),
+        ],
+        b"",
+    );
+    out.code_is(1);
+    assert!(
+        out.stderr.contains(&format!(
+            "connect to proxy socks5://127.0.0.1:{down}: connection refused"
+        )),
+        "{}",
+        out.dump()
+    );
+    assert!(out.stdout.is_empty(), "{}", out.dump());
+    for (args, words) in [
+        (
+            &["--proxy", "http://127.0.0.1:1"][..],
+            "needs a socks5:// proxy",
+        ),
+        (
+            &["--proxy", "socks4://127.0.0.1:1"][..],
+            "needs a socks5:// proxy",
+        ),
+        (
+            &["--proxy", "socks5://127.0.0.1:1", "-u"][..],
+            "-u does not go through a proxy",
+        ),
+    ] {
+        let mut all = vec!["scan", "127.0.0.1", "-p", "80"];
+        all.extend(args);
+        let out = util::run(&all, b"");
+        out.code_is(2);
+        assert!(out.stderr.contains(words), "{}", out.dump());
+        assert_eq!(out.stderr.lines().count(), 1, "{}", out.dump());
+    }
+}
+
+/// Through a proxy outside loopback every target is on another network,
+/// "127.0.0.1" included: refused without --authorized, before anything is
+/// sent. Run in a namespace of its own with no route but loopback's, so
+/// nothing could leave even if the check failed.
+#[test]
+fn scan_through_a_proxy_beyond_loopback_needs_authorized() {
+    util::require("ip");
+    let ns = format!("ns-scanproxy-{}", std::process::id());
+    let ip = |args: &[&str]| {
+        let st = Command::new("ip").args(args).status().unwrap();
+        assert!(st.success(), "ip {args:?}");
+    };
+    ip(&["netns", "add", &ns]);
+    struct Gone(String);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+    let _gone = Gone(ns.clone());
+    ip(&["-n", &ns, "link", "set", "lo", "up"]);
+    let bin = util::bin();
+    let out = util::run_cmd(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            &ns,
+            bin.to_str().unwrap(),
+            "scan",
+            "127.0.0.1",
+            "-p",
+            "22",
+            "--proxy",
+            "socks5://192.0.2.1:1080",
+        ],
+        b"",
+    );
+    out.code_is(2);
+    for word in [
+        "refusing to scan through socks5://192.0.2.1:1080",
+        "outside loopback",
+        "--authorized",
+    ] {
+        assert!(out.stderr.contains(word), "lacks {word:?}\n{}", out.dump());
+    }
+}
+
+/// `ping --tcp --proxy` times the proxy's connect to the target; the name
+/// goes to the proxy with socks5h; a refusal is in the proxy's words.
+#[test]
+fn ping_tcp_through_a_proxy() {
+    let (_proxy, port) = netsmith_proxy(&[]);
+    let open = greeter(b"");
+    let url = format!("socks5h://127.0.0.1:{port}");
+    let out = util::run(
+        &[
+            "ping",
+            "--tcp",
+            &open.to_string(),
+            "-c",
+            "2",
+            "-i",
+            "200ms",
+            "--proxy",
+            &url,
+            "localhost",
+        ],
+        b"",
+    );
+    out.ok();
+    let through = format!("localhost:{open} through {url}");
+    assert!(
+        out.out()
+            .contains(&format!("connected to {through}: seq=2 time=")),
+        "{}",
+        out.dump()
+    );
+    assert!(
+        out.out()
+            .contains("2 connects tried, 2 connected, 0% packet loss"),
+        "{}",
+        out.dump()
+    );
+    let closed = util::free_port().to_string();
+    let out = util::run(
+        &[
+            "ping",
+            "--tcp",
+            &closed,
+            "-c",
+            "1",
+            "--proxy",
+            &url,
+            "127.0.0.1",
+        ],
+        b"",
+    );
+    out.code_is(1);
+    assert!(
+        out.out()
+            .contains("seq=1 the proxy says: connection refused (SOCKS5 reply 5)"),
+        "{}",
+        out.dump()
+    );
+    let out = util::run(&["ping", "-c", "1", "--proxy", &url, "127.0.0.1"], b"");
+    out.code_is(2);
+    assert!(out.stderr.contains("add --tcp PORT"), "{}", out.dump());
+}
+
+/// `bench connect --proxy` and `bench stream --proxy` load a server
+/// through the proxy: every connection counted, every byte checked.
+#[test]
+fn bench_through_a_proxy() {
+    let (_proxy, port) = netsmith_proxy(&[]);
+    let mut qotd = util::spawn(&["serve", "qotd=0", "--tcp"]);
+    let line = qotd.listening();
+    let qotd_addr = line.split_whitespace().next().unwrap().to_string();
+    let url = format!("socks5://127.0.0.1:{port}");
+    let out = util::run(
+        &[
+            "bench", "connect", "-n", "200", "-c", "4", "--json", "--proxy", &url, &qotd_addr,
+        ],
+        b"",
+    );
+    out.ok();
+    let v: serde_json::Value = serde_json::from_str(&out.out()).unwrap();
+    assert_eq!(v["latency"]["count"], 200, "{}", out.dump());
+    assert_eq!(v["errors"], serde_json::json!({}), "{}", out.dump());
+    let (_echo, echo_addr) = echo();
+    let out = util::run(
+        &[
+            "bench", "stream", "-d", "1s", "--json", "--proxy", &url, &echo_addr,
+        ],
+        b"",
+    );
+    out.ok();
+    let v: serde_json::Value = serde_json::from_str(&out.out()).unwrap();
+    assert!(
+        v["bytes_received"].as_u64().unwrap() > 1 << 20,
+        "{}",
+        out.dump()
+    );
+    let out = util::run(
+        &["bench", "udp", "-n", "1", "--proxy", &url, &echo_addr],
+        b"",
+    );
+    out.code_is(2);
+    assert!(
+        out.stderr.contains("--proxy carries TCP only"),
+        "{}",
+        out.dump()
+    );
+}
