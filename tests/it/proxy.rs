@@ -743,6 +743,15 @@ fn scan_through_a_down_or_unfit_proxy_says_so() {
     }
 }
 
+/// A network namespace, deleted when dropped.
+struct Gone(String);
+
+impl Drop for Gone {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
 /// Through a proxy outside loopback every target is on another network,
 /// "127.0.0.1" included: refused without --authorized, before anything is
 /// sent. Run in a namespace of its own with no route but loopback's, so
@@ -756,12 +765,6 @@ fn scan_through_a_proxy_beyond_loopback_needs_authorized() {
         assert!(st.success(), "ip {args:?}");
     };
     ip(&["netns", "add", &ns]);
-    struct Gone(String);
-    impl Drop for Gone {
-        fn drop(&mut self) {
-            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-        }
-    }
     let _gone = Gone(ns.clone());
     ip(&["-n", &ns, "link", "set", "lo", "up"]);
     let bin = util::bin();
