@@ -4,25 +4,28 @@
 #   netsmith proxy 127.0.0.1:P              (SOCKS5 and HTTP CONNECT on one port)
 #   microsocks -i 127.0.0.1 -p P             (SOCKS5)
 #   danted (a config written here)           (SOCKS5)
-#   ncat -l -k --proxy-type http 127.0.0.1 P (HTTP CONNECT; TOOLS=... ncat, see below)
+#   ncat -l -k --proxy-type http 127.0.0.1 P (HTTP CONNECT)
 #   netsmith relay tcp-listen:P 127.0.0.1:T  (a plain relay: what a tunnel costs at best)
 #   direct                                   (no proxy at all)
 #
 #   bench/proxy.sh                 # SIZE=1 GiB, DURATION=5
-#   SIZE=$((256<<20)) bench/proxy.sh
+#   SIZE=$((256<<20)) DURATION=3 bench/proxy.sh
 #
-# Two measurements each:
+# Each measurement has two clients: netsmith's, and a cross-check that is
+# not netsmith (a Python client doing the SOCKS5 or CONNECT handshake by
+# hand), so that a ratio is the proxies' and not one client's.
 #   download  SIZE bytes of zeros from a target that sends them and closes
-#             (a Python server writing 1 MiB at a time), read through the proxy to
-#             /dev/null: MB/s = SIZE / wall time. Client 1 is `netsmith
-#             connect --recv-only --proxy URL`; client 2, a cross-check that
-#             is not netsmith, is a Python client (the handshake by hand,
-#             then recv_into a 1 MiB buffer). A run counts only if exactly
-#             SIZE bytes arrived. (curl's telnet:// was tried and dropped:
-#             it ends at stdin's EOF, at random.)
-#   connect   connections per second for DURATION: a Python client with 8
-#             threads does the SOCKS5 (or CONNECT) handshake, reads a qotd
-#             answer (`netsmith serve qotd`) to its end, closes.
+#             (a Python server writing 1 MiB at a time), read through the
+#             proxy to /dev/null: MB/s = SIZE / wall time. Clients: `netsmith
+#             connect --recv-only --proxy URL`, and Python recv_into a 1 MiB
+#             buffer. A run counts only if exactly SIZE bytes arrived.
+#   both ways `netsmith bench stream --proxy URL` against `netsmith serve
+#             echo` for DURATION: MB/s each way, every byte checked. A proxy
+#             that stalls when both directions are full shows here.
+#   connect   connections per second for DURATION, each: the handshake, a
+#             qotd answer (`netsmith serve qotd`) read to its end, close.
+#             Clients: `netsmith bench connect -c 8 --proxy URL`, and a Python
+#             client with 8 threads (which its GIL caps: a floor, not a rate).
 # Every process is bounded by `timeout`; the machine is let go quiet
 # before each run. The table goes to stdout and bench/results/proxy.txt.
 
@@ -99,9 +102,10 @@ while True:
     threading.Thread(target=serve, args=(c,), daemon=True).start()
 PY
 started "$BULK"
-"$N" serve "qotd=0" --tcp >/dev/null 2>"$WORK/qotd.err" &
-until grep -q "listening on" "$WORK/qotd.err"; do sleep 0.05; done
-QOTD=$(sed -n 's/^listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$WORK/qotd.err" | head -1)
+"$N" serve "qotd=0" "echo=0" --tcp >/dev/null 2>"$WORK/serve.err" &
+until [[ $(grep -c "listening on" "$WORK/serve.err") == 2 ]]; do sleep 0.05; done
+QOTD=$(sed -n 's/^listening on 127.0.0.1:\([0-9]*\).*qotd.*/\1/p' "$WORK/serve.err" | head -1)
+ECHO=$(sed -n 's/^listening on 127.0.0.1:\([0-9]*\).*echo.*/\1/p' "$WORK/serve.err" | head -1)
 
 # proxy TOOL PORT: starts it in the background; KIND=socks5|http|direct
 proxy() {
@@ -162,6 +166,43 @@ PY
   fi
 }
 
+# gen TOOL WORKLOAD TARGET: runs `netsmith bench WORKLOAD` through TOOL's
+# proxy (or straight to the relay) for DURATION; prints its JSON result.
+gen() {
+  local tool=$1 workload=$2 target=$3 port via=() out
+  port=$(free_port)
+  if [[ $tool == relay ]]; then
+    timeout "$TIMEOUT" "$N" -q relay "tcp-listen:127.0.0.1:$port" "127.0.0.1:$target" 2>>"$WORK/stderr" &
+    PID=$!; started "$port"; target=$port
+  else
+    proxy "$tool" "$port"
+    [[ $KIND == direct ]] || via=(--proxy "$KIND://127.0.0.1:$port")
+  fi
+  wait_quiet
+  case $workload in
+    stream) out=$(timeout "$((DURATION + 30))" "$N" bench stream -d "${DURATION}s" -w 5s --json "${via[@]}" "127.0.0.1:$target" 2>>"$WORK/stderr") || true ;;
+    connect) out=$(timeout "$((DURATION + 30))" "$N" bench connect -c 8 -d "${DURATION}s" --json "${via[@]}" "127.0.0.1:$target" 2>>"$WORK/stderr") || true ;;
+  esac
+  [[ -z ${PID:-} ]] || { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; PID=; }
+  printf '%s' "$out"
+}
+
+both_ways() { # TOOL: MB/s each way (the smaller of the two), or "-" if any byte was lost
+  gen "$1" stream "$ECHO" | "$PYTHON" -c '
+import json, sys
+try: r = json.load(sys.stdin)
+except Exception: print("-"); sys.exit()
+print("-" if r["errors"] or not r["bytes_received"] else round(min(r["mb_per_s_sent"], r["mb_per_s_received"])))'
+}
+
+bench_connects() { # TOOL: connections per second, or "-" on any error
+  gen "$1" connect "$QOTD" | "$PYTHON" -c '
+import json, sys
+try: r = json.load(sys.stdin)
+except Exception: print("-"); sys.exit()
+print("-" if r["errors"] else round(r["latency"]["count"] / r["duration_s"]))'
+}
+
 connects() { # TOOL: connections per second
   local tool=$1 port
   port=$(free_port)
@@ -183,34 +224,73 @@ def one():
         data += d
     s.close()
     assert data
+failed = []
 def work(i):
-    while time.monotonic() < end:
-        one(); counts[i] += 1
+    try:
+        while time.monotonic() < end:
+            one(); counts[i] += 1
+    except Exception as e:
+        failed.append(e)
 ts = [threading.Thread(target=work, args=(i,)) for i in range(8)]
 [t.start() for t in ts]; [t.join() for t in ts]
-print(round(sum(counts) / dur))
+print("-" if failed else round(sum(counts) / dur))
 PY
   [[ -z ${PID:-} ]] || { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; PID=; }
 }
 
-# ncat's HTTP proxy (`ncat -l --proxy-type http`) is left out by default: from
-# a target that sends and closes at once it passes on nothing (0 of
-# 1,000,000 bytes, tried by hand), and every connect+qotd answer is lost.
-TOOLS=${TOOLS:-"netsmith-socks5 microsocks dante netsmith-http relay direct"}
-{
-  echo "proxy.sh: SIZE=$SIZE bytes of zeros downloaded, connect+qotd for ${DURATION}s ($(date -u +%FT%TZ))"
-  printf '%-16s %14s %14s %12s\n' proxy "netsmith MB/s" "python MB/s" "conn/s"
+# ncat's HTTP proxy passes on nothing from a target that sends and closes
+# at once (0 of 1,000,000 bytes, tried by hand) and loses every qotd
+# answer: its download and connect columns are "-" by its own doing.
+TOOLS=${TOOLS:-"netsmith-socks5 microsocks dante netsmith-http ncat relay direct"}
+REPS=${REPS:-3}
+say "proxy.sh: $REPS rounds, each tool in turn in each round; the table gives medians"
+for ((round = 1; round <= REPS; round++)); do
   for t in $TOOLS; do
     a=$(download "$t" netsmith); b=$(download "$t" python)
-    if [[ $t == relay ]]; then c=-; else c=$(connects "$t"); fi
-    printf '%-16s %14s %14s %12s\n' "$t" "$a" "$b" "$c"
+    w=$(both_ways "$t")
+    c=$(bench_connects "$t")
+    if [[ $t == relay ]]; then d=-; else d=$(connects "$t"); fi
+    echo "$round $t $a $b $w $c $d" | tee -a "$WORK/rounds" >&2
   done
-} | tee "$WORK/table"
-awk 'NR > 2 { m[$1] = $2; c[$1] = $3; r[$1] = $4 }
-  function ratio(x, y) { return (x + 0 > 0 && y + 0 > 0) ? sprintf("%.2f", x / y) : "-" }
-  END {
-    printf "netsmith SOCKS5 / microsocks: download %s (python %s), conn/s %s\n", ratio(m["netsmith-socks5"], m["microsocks"]), ratio(c["netsmith-socks5"], c["microsocks"]), ratio(r["netsmith-socks5"], r["microsocks"])
-    printf "netsmith SOCKS5 / dante:      download %s (python %s), conn/s %s\n", ratio(m["netsmith-socks5"], m["dante"]), ratio(c["netsmith-socks5"], c["dante"]), ratio(r["netsmith-socks5"], r["dante"])
-    printf "netsmith SOCKS5 / no proxy:   download %s (python %s); CONNECT / plain relay %s (python %s)\n", ratio(m["netsmith-socks5"], m["direct"]), ratio(c["netsmith-socks5"], c["direct"]), ratio(m["netsmith-http"], m["relay"]), ratio(c["netsmith-http"], c["relay"])
-  }' "$WORK/table" | tee -a "$WORK/table"
+done
+"$PYTHON" - "$WORK/rounds" "$SIZE" "$DURATION" "$REPS" <<'PY' | tee "$WORK/table"
+import statistics, sys, time
+path, size, duration, reps = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+cols = ["down MB/s", "down py", "2-way MB/s", "conn/s", "conn/s py"]
+runs = {}
+for line in open(path):
+    _, tool, *vals = line.split()
+    runs.setdefault(tool, []).append(vals)
+def cell(tool, i):
+    got = [float(v[i]) for v in runs.get(tool, []) if v[i] != "-"]
+    if not got or len(got) < len(runs[tool]):
+        return None  # a failed round makes the cell fail: no median of the lucky ones
+    return statistics.median(got)
+def spread(tool, i):
+    got = [float(v[i]) for v in runs.get(tool, []) if v[i] != "-"]
+    return (min(got), max(got)) if got else None
+print(f"proxy.sh: SIZE={size} bytes downloaded; echo both ways and connect+qotd for {duration}s; "
+      f"medians of {reps} rounds ({time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())})")
+print(f"{'proxy':<16}" + "".join(f"{c:>12}" for c in cols))
+for tool in runs:
+    print(f"{tool:<16}" + "".join(f"{'-' if cell(tool, i) is None else round(cell(tool, i)):>12}"
+                                  for i in range(len(cols))))
+def ratio(a, b, i):
+    x, y = cell(a, i), cell(b, i)
+    if not x or not y:
+        return "-"
+    lo, hi = spread(a, i), spread(b, i)
+    return f"{x / y:.2f} ({lo[0] / hi[1]:.2f}-{lo[1] / hi[0]:.2f})"
+print("ratios of medians (range: worst to best round pairing)")
+for name, a, b in [
+    ("netsmith SOCKS5 / microsocks", "netsmith-socks5", "microsocks"),
+    ("netsmith SOCKS5 / dante", "netsmith-socks5", "dante"),
+    ("netsmith SOCKS5 / no proxy", "netsmith-socks5", "direct"),
+    ("netsmith HTTP CONNECT / ncat", "netsmith-http", "ncat"),
+    ("netsmith HTTP CONNECT / relay", "netsmith-http", "relay"),
+]:
+    if a in runs and b in runs:
+        print(f"{name}:")
+        print("   " + ", ".join(f"{c} {ratio(a, b, i)}" for i, c in enumerate(cols)))
+PY
 cp "$WORK/table" "$BENCH/results/proxy.txt"
