@@ -75,6 +75,10 @@ impl Splicer {
     /// Moves `src` to `dst` until EOF; returns the bytes moved. `src` and
     /// `dst` may be the same socket (echo). The tap's activity and counters
     /// apply. `dst` is left open: the caller decides on the half-close.
+    ///
+    /// The pipe is a buffer that fills and drains at once: bytes are taken
+    /// from `src` while `dst` is full, and given to `dst` while `src` is
+    /// dry, so neither socket waits for the other's turn.
     pub async fn pump(
         &self,
         src: &TcpStream,
@@ -83,56 +87,117 @@ impl Splicer {
     ) -> Result<u64, CopyError> {
         let pipe = &self.pipe;
         let mut total = 0u64;
+        // Bytes in the pipe.
+        let mut held = 0usize;
+        let mut eof = false;
+        // `src` has bytes the pipe cannot take now (it is out of slots, or
+        // at the urgent mark): wait for it to drain, not for `src`.
+        let mut stalled = false;
+        let mut woken = false;
         loop {
-            let n = self.fill(src).await.map_err(CopyError::Read)?;
-            if n == 0 {
+            let mut moved = false;
+            if !eof && !stalled && held < pipe.size {
+                match self.fill(src, pipe.size - held, held, woken) {
+                    Ok(Fill::Moved(0)) => eof = true,
+                    Ok(Fill::Moved(n)) => {
+                        tap.took(n);
+                        held += n;
+                        moved = true;
+                    }
+                    Ok(Fill::Stalled) => stalled = true,
+                    Ok(Fill::Dry) => {}
+                    Err(e) => return Err(CopyError::Read(e)),
+                }
+                woken = false;
+            }
+            if held > 0 {
+                let drained = dst.try_io(Interest::WRITABLE, || {
+                    splice(&pipe.read, None, dst, None, held, FLAGS).map_err(io::Error::from)
+                });
+                match drained {
+                    Ok(0) => return Err(CopyError::Write(io::ErrorKind::WriteZero.into())),
+                    Ok(m) => {
+                        held -= m;
+                        total += m as u64;
+                        tap.touch();
+                        tap.gave(m);
+                        moved = true;
+                        stalled &= held > 0;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(CopyError::Write(e)),
+                }
+            }
+            if eof && held == 0 {
                 return Ok(total);
             }
-            tap.took(n);
-            let mut left = n;
-            while left > 0 {
-                let m = dst
-                    .async_io(Interest::WRITABLE, || {
-                        splice(&pipe.read, None, dst, None, left, FLAGS).map_err(io::Error::from)
-                    })
-                    .await
-                    .map_err(CopyError::Write)?;
-                if m == 0 {
-                    return Err(CopyError::Write(io::ErrorKind::WriteZero.into()));
-                }
-                left -= m;
-                tap.touch();
+            if moved {
+                continue;
             }
-            tap.gave(n);
-            total += n as u64;
+            let want_src = !eof && !stalled && held < pipe.size;
+            tokio::select! {
+                r = src.readable(), if want_src => {
+                    r.map_err(CopyError::Read)?;
+                    woken = true;
+                }
+                r = dst.writable(), if held > 0 => r.map_err(CopyError::Write)?,
+            }
         }
     }
 }
 
+/// What one try at filling the pipe did.
+enum Fill {
+    /// Moved this many bytes in; 0 at the end of the stream.
+    Moved(usize),
+    /// `src` has nothing now (its readiness is cleared).
+    Dry,
+    /// `src` has bytes the pipe does not take now.
+    Stalled,
+}
+
 impl Splicer {
-    /// Moves what `src` has into the pipe, which is empty here (so a splice
-    /// that would block is waiting on the socket); 0 at EOF.
-    async fn fill(&self, src: &TcpStream) -> io::Result<usize> {
+    /// Moves what `src` has into the pipe's `room`, without waiting. `held`
+    /// bytes are in the pipe already; `woken` says `src` has just been
+    /// reported readable.
+    fn fill(&self, src: &TcpStream, room: usize, held: usize, woken: bool) -> io::Result<Fill> {
         let pipe = &self.pipe;
-        let mut woken = false;
-        loop {
-            match src.try_io(Interest::READABLE, || {
-                splice(src, None, &pipe.write, None, pipe.size, FLAGS).map_err(io::Error::from)
-            }) {
-                // At the urgent mark after the peer's FIN, splice says 0
-                // too: only a receive tells the end from the mark.
-                Ok(0) => return Ok(self.past_urgent_mark(src)?.unwrap_or(0)),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                result => return result,
+        let tried = src.try_io(Interest::READABLE, || {
+            match splice(src, None, &pipe.write, None, room, FLAGS) {
+                Ok(n) => Ok(Some(n)),
+                // EAGAIN comes from the socket or from the pipe: only an
+                // empty socket may clear the socket's readiness, or its
+                // bytes would wait for an event that never comes.
+                Err(nix::errno::Errno::EAGAIN) if has_bytes(src)? => Ok(None),
+                Err(e) => Err(io::Error::from(e)),
             }
-            // Woken for bytes that splice will not take: the urgent mark.
-            // (After a wake-up for bytes already taken, this costs one
-            // receive that finds nothing.)
-            if woken && let Some(n) = self.past_urgent_mark(src)? {
-                return Ok(n);
+        });
+        match tried {
+            Ok(Some(0)) if held > 0 => Ok(Fill::Stalled),
+            // At the urgent mark after the peer's FIN, splice says 0 too:
+            // only a receive tells the end from the mark.
+            Ok(Some(0)) => Ok(Fill::Moved(self.past_urgent_mark(src)?.unwrap_or(0))),
+            Ok(Some(n)) => Ok(Fill::Moved(n)),
+            // An empty pipe that takes nothing from a socket with bytes:
+            // the urgent mark.
+            Ok(None) if held == 0 => Ok(match self.past_urgent_mark(src)? {
+                Some(n) => Fill::Moved(n),
+                None => Fill::Dry,
+            }),
+            Ok(None) => Ok(Fill::Stalled),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                // Woken for bytes that splice will not take: the urgent
+                // mark. (After a wake-up for bytes already taken, this
+                // costs one receive that finds nothing.)
+                if woken
+                    && held == 0
+                    && let Some(n) = self.past_urgent_mark(src)?
+                {
+                    return Ok(Fill::Moved(n));
+                }
+                Ok(Fill::Dry)
             }
-            src.readable().await?;
-            woken = true;
+            Err(e) => Err(e),
         }
     }
 
@@ -157,6 +222,20 @@ impl Splicer {
             Err(nix::errno::Errno::EAGAIN) => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// Whether `socket` has bytes waiting (a one-byte peek; EOF is not bytes).
+fn has_bytes(socket: &TcpStream) -> io::Result<bool> {
+    let mut byte = [0u8; 1];
+    match recv(
+        socket.as_raw_fd(),
+        &mut byte,
+        MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
+    ) {
+        Ok(n) => Ok(n > 0),
+        Err(nix::errno::Errno::EAGAIN) => Ok(false),
+        Err(e) => Err(e.into()),
     }
 }
 
