@@ -13,7 +13,7 @@ declare -A peers=(
   [update-ca-certificates]=ca-certificates
   [tshark]=tshark [tcpdump]=tcpdump [timeout]=coreutils
   [ping]=iputils-ping [tc]=iproute2
-  [microsocks]=microsocks [danted]=dante-server [curl]=curl
+  [microsocks]=microsocks [danted]=dante-server [curl]=curl [bc]=bc
 )
 missing=()
 for cmd in "${!peers[@]}"; do

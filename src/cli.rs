@@ -64,6 +64,8 @@ pub enum Command {
     Relay(crate::relay::RelayArgs),
     /// Be a SOCKS4/4a, SOCKS5 and HTTP CONNECT proxy on one port (loopback unless told).
     Proxy(crate::relay::ProxyCommandArgs),
+    /// Script a dialogue: connect, send, expect a reply, one step at a time.
+    Script(crate::script::ScriptArgs),
 }
 
 impl Command {
@@ -321,7 +323,7 @@ pub fn timeout(text: &str) -> Result<Duration, String> {
 
 const COMMANDS: &[&str] = &[
     "connect", "listen", "serve", "relay", "scan", "bench", "sniff", "resolve", "ping", "demo",
-    "proxy", "help",
+    "proxy", "script", "help",
 ];
 
 /// The commands whose own `-q` means something else: nc's quit-after-EOF

@@ -45,6 +45,7 @@ pub mod proxy;
 pub mod relay;
 pub mod resolve;
 pub mod scan;
+pub mod script;
 pub mod serve;
 pub mod server;
 pub mod services;
@@ -54,6 +55,7 @@ pub mod sniff;
 pub mod splice;
 pub mod stdio;
 pub mod tls;
+pub mod tube;
 
 pub use error::{Error, Result};
 
@@ -114,6 +116,7 @@ async fn command(cli: Cli) -> Result<()> {
             }
             Command::Scan(args) => scan::run(args, cli.quiet).await,
             Command::Resolve(args) => resolve::run(args).await,
+            Command::Script(args) => script::run(args).await,
             Command::Serve(_) | Command::Sniff(_) | Command::Ping(_) | Command::Bench(_) => Ok(()),
         }
     };

@@ -32,11 +32,16 @@ use crate::copy::Pool;
 /// written, and a command that prints as it goes should stop
 /// ([`closed`]). `print!` would panic.
 pub fn print(text: &str) -> bool {
+    print_bytes(text.as_bytes())
+}
+
+/// [`print`] for bytes that need not be text.
+pub fn print_bytes(data: &[u8]) -> bool {
     if closed() {
         return false;
     }
     let mut out = io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+    match out.write_all(data).and_then(|()| out.flush()) {
         Ok(()) => true,
         Err(e) => {
             record(&e);

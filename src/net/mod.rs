@@ -14,6 +14,12 @@ pub use stream::{Accepted, Datagram, Listener, Peer, Reset, Stream};
 use crate::endpoint::Host;
 use crate::error::{Error, Result};
 
+/// Any two-way byte stream: a socket, TLS over one, a program's stdin and
+/// stdout, this process's stdio.
+pub trait Duplex: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Duplex for T {}
+
 /// Raises the soft descriptor limit to the hard one (servers and scans
 /// hold a socket per client or probe); returns the limit now in force.
 pub fn raise_fd_limit() -> u64 {

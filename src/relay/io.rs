@@ -6,17 +6,12 @@
 //! Programs are started by [`crate::exec`], which `listen --exec` and
 //! `connect --exec` share.
 
-use tokio::io::{AsyncRead, AsyncWrite};
-
 use crate::error::Result;
 use crate::exec::{Env, Program};
 use crate::net::Stream;
 use crate::stdio;
 
-/// A two-way byte stream that is not a plain socket.
-pub trait Duplex: AsyncRead + AsyncWrite + Unpin + Send {}
-
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Duplex for T {}
+pub use crate::net::Duplex;
 
 /// One side of a relayed connection.
 pub enum Io {

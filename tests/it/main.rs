@@ -19,6 +19,7 @@ mod proxy;
 mod relay;
 mod resolve;
 mod scan;
+mod script;
 mod seeds;
 mod serve;
 mod sniff;

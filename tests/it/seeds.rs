@@ -17,9 +17,9 @@ use tempfile::TempDir;
 
 use crate::util::{self, Output, Proc, WAIT};
 
-const GREETING_SERVER: &str = include_str!("../seeds/greeting_server.py");
+pub(crate) const GREETING_SERVER: &str = include_str!("../seeds/greeting_server.py");
 pub(crate) const GREETING_CLIENT: &str = include_str!("../seeds/greeting_client.py");
-const ECHO_SERVER: &str = include_str!("../seeds/echo_server.py");
+pub(crate) const ECHO_SERVER: &str = include_str!("../seeds/echo_server.py");
 pub(crate) const ECHO_CLIENT: &str = include_str!("../seeds/echo_client.py");
 const UDP_ECHO_SERVICE: &str = include_str!("../seeds/udp_echo_service.py");
 const UDP_ECHO_SERVICE_PERSISTENT: &str = include_str!("../seeds/udp_echo_service_persistent.py");
@@ -99,7 +99,7 @@ fn announce_port(name: &str, source: &str) -> String {
 
 /// Starts a seed server rewritten by `edits` (which must make it bind port
 /// 0 on loopback); returns it, its program and the port it bound.
-fn serve(name: &str, source: &str, edits: &[(&str, &str)]) -> (Proc, Program, String) {
+pub(crate) fn serve(name: &str, source: &str, edits: &[(&str, &str)]) -> (Proc, Program, String) {
     let program = Program::new(name, &announce_port(name, source), edits);
     let mut server = program.spawn();
     let line = server.wait_stderr("bound port ");
