@@ -116,6 +116,9 @@ pub struct Tube {
     timeout: Duration,
     newline: &'static [u8],
     observer: Option<Observer>,
+    /// Where reads land before they join `buf`: allocated once, so a
+    /// short exchange costs no allocation and no 64 KiB of zeroing.
+    scratch: Vec<u8>,
 }
 
 impl std::fmt::Debug for Tube {
@@ -158,6 +161,7 @@ impl Tube {
             timeout: DEFAULT_TIMEOUT,
             newline: b"\n",
             observer: None,
+            scratch: Vec::new(),
         }
     }
 
@@ -276,19 +280,24 @@ impl Tube {
         match &mut self.io {
             Io::Stream(rd, wr) => {
                 let mut left = data;
-                let mut chunk = vec![0u8; READ_SIZE];
                 while !left.is_empty() {
+                    if self.scratch.is_empty() {
+                        self.scratch = vec![0u8; READ_SIZE];
+                    }
                     tokio::select! {
+                        // Writing first: a short send is done before the
+                        // read is ever polled.
+                        biased;
                         n = wr.write(left) => match n? {
                             0 => return Err(io::ErrorKind::WriteZero.into()),
                             n => left = &left[n..],
                         },
-                        n = rd.read(&mut chunk), if !self.eof => {
+                        n = rd.read(&mut self.scratch), if !self.eof => {
                             let n = n?;
                             self.eof = n == 0;
-                            self.buf.extend_from_slice(&chunk[..n]);
+                            self.buf.extend_from_slice(&self.scratch[..n]);
                             if n > 0 && let Some(observe) = &mut self.observer {
-                                observe(Direction::Received, &chunk[..n]);
+                                observe(Direction::Received, &self.scratch[..n]);
                             }
                         }
                     }
@@ -448,38 +457,33 @@ impl Tube {
 
     /// Reads what the peer sends next into the buffer, by `deadline`.
     async fn fill(&mut self, deadline: Instant) -> std::result::Result<(), TubeError> {
-        let had = self.buf.len();
-        self.buf.resize(had + READ_SIZE, 0);
+        if self.scratch.is_empty() {
+            self.scratch = vec![0u8; READ_SIZE];
+        }
         let read = match &mut self.io {
             Io::Stream(rd, _) => {
-                tokio::time::timeout_at(deadline, rd.read(&mut self.buf[had..])).await
+                tokio::time::timeout_at(deadline, rd.read(&mut self.scratch)).await
             }
-            Io::Datagram(d) => {
-                tokio::time::timeout_at(deadline, d.recv(&mut self.buf[had..])).await
-            }
+            Io::Datagram(d) => tokio::time::timeout_at(deadline, d.recv(&mut self.scratch)).await,
         };
         let n = match read {
             Ok(Ok(n)) => n,
-            Ok(Err(e)) => {
-                self.buf.truncate(had);
-                return Err(TubeError::Io(e));
-            }
+            Ok(Err(e)) => return Err(TubeError::Io(e)),
             Err(_) => {
-                self.buf.truncate(had);
                 return Err(TubeError::Timeout {
                     partial: self.buf.clone(),
                     waited: self.timeout,
                 });
             }
         };
-        self.buf.truncate(had + n);
+        self.buf.extend_from_slice(&self.scratch[..n]);
         if n == 0 && matches!(self.io, Io::Stream(..)) {
             self.eof = true;
         }
         if n > 0
             && let Some(observe) = &mut self.observer
         {
-            observe(Direction::Received, &self.buf[had..]);
+            observe(Direction::Received, &self.scratch[..n]);
         }
         Ok(())
     }
