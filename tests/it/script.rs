@@ -342,3 +342,18 @@ fn a_hundred_steps_and_64_mib_both_ways() {
     assert_eq!(out.stdout.len(), data.len() + 1, "{}", out.dump());
     assert_eq!(util::sha256(&out.stdout[..data.len()]), util::sha256(&data));
 }
+
+#[test]
+fn datagrams_each_send_one_and_answers_read_as_a_stream() {
+    let mut srv = util::spawn(&["serve", "echo=0", "--udp"]);
+    let line = srv.wait_stderr("listening on ");
+    let addr = line.split_whitespace().nth(2).unwrap().to_string();
+    let out = script(&[
+        "-e",
+        &format!(
+            "connect {addr}; send \"one\"; expect \"one\"; sendline two; expect line capture L; print ${{L}}"
+        ),
+    ]);
+    out.ok();
+    assert_eq!(out.out(), "two\n");
+}
