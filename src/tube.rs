@@ -119,7 +119,19 @@ pub struct Tube {
     /// Where reads land before they join `buf`: allocated once, so a
     /// short exchange costs no allocation and no 64 KiB of zeroing.
     scratch: Vec<u8>,
+    /// A second descriptor of a plain socket's, to look for an answer
+    /// without going to sleep ([`SPIN`]); `None` for TLS and programs.
+    spin: Option<std::os::fd::OwnedFd>,
 }
+
+/// How long a receive on a plain socket keeps looking for the answer
+/// before it sleeps until the kernel wakes it. A dialogue is a round trip
+/// per step, and on a virtual machine the wake-up alone can cost more than
+/// the round trip: a 1,000-step dialogue with `netsmith serve echo` took 25
+/// to 96 ms here without looking, 36 to 39 ms looking for 50 µs, 28 to 35
+/// ms for 200 µs. The time is spent only while an answer is due, at most
+/// once per chunk received, never by an idle tube.
+const SPIN: Duration = Duration::from_micros(200);
 
 impl std::fmt::Debug for Tube {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -148,6 +160,21 @@ impl Tube {
         Tube::over(Io::Stream(rd, wr))
     }
 
+    /// A tube over a plain socket (TCP or Unix stream), whose receives
+    /// look for an answer briefly before they sleep; a TLS stream as
+    /// [`Tube::new`].
+    pub fn socket(stream: Stream) -> Tube {
+        use std::os::fd::AsFd;
+        let spin = match &stream {
+            Stream::Tcp(s) => s.as_fd().try_clone_to_owned().ok(),
+            Stream::Unix(s) => s.as_fd().try_clone_to_owned().ok(),
+            Stream::Tls(_) => None,
+        };
+        let mut tube = Tube::new(stream);
+        tube.spin = spin;
+        tube
+    }
+
     /// A tube over a connected datagram socket: each send is a datagram.
     pub fn datagram(socket: Datagram) -> Tube {
         Tube::over(Io::Datagram(socket))
@@ -162,6 +189,7 @@ impl Tube {
             newline: b"\n",
             observer: None,
             scratch: Vec::new(),
+            spin: None,
         }
     }
 
@@ -205,7 +233,7 @@ impl Tube {
                 let stream =
                     Stream::Tcp(dial::tcp(&target.to_string(), &addrs, None, timeout).await?);
                 if !tls_on {
-                    return Ok(Tube::new(stream));
+                    return Ok(Tube::socket(stream));
                 }
                 let connector = crate::tls::Connector::new(tls)?;
                 Ok(Tube::new(connector.connect(host, stream, endpoint).await?))
@@ -213,7 +241,7 @@ impl Tube {
             Endpoint::Unix {
                 path,
                 datagram: false,
-            } => Ok(Tube::new(dial::unix(path).await?)),
+            } => Ok(Tube::socket(dial::unix(path).await?)),
             Endpoint::Unix {
                 path,
                 datagram: true,
@@ -239,7 +267,7 @@ impl Tube {
             .accept()
             .await
             .map_err(|e| Error::io("accept a connection", &e))?;
-        Ok(Tube::new(stream))
+        Ok(Tube::socket(stream))
     }
 
     /// How long each receive waits from now on.
@@ -460,6 +488,10 @@ impl Tube {
         if self.scratch.is_empty() {
             self.scratch = vec![0u8; READ_SIZE];
         }
+        if let Some(n) = self.look()? {
+            self.took(n);
+            return Ok(());
+        }
         let read = match &mut self.io {
             Io::Stream(rd, _) => {
                 tokio::time::timeout_at(deadline, rd.read(&mut self.scratch)).await
@@ -476,6 +508,36 @@ impl Tube {
                 });
             }
         };
+        self.took(n);
+        Ok(())
+    }
+
+    /// Looks for bytes on a plain socket for up to [`SPIN`], without
+    /// sleeping: `Some(n)` read into the scratch buffer (0 at the end).
+    fn look(&mut self) -> io::Result<Option<usize>> {
+        let Some(fd) = &self.spin else {
+            return Ok(None);
+        };
+        let until = std::time::Instant::now() + SPIN;
+        loop {
+            match nix::sys::socket::recv(
+                std::os::fd::AsRawFd::as_raw_fd(fd),
+                &mut self.scratch,
+                nix::sys::socket::MsgFlags::MSG_DONTWAIT,
+            ) {
+                Ok(n) => return Ok(Some(n)),
+                Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+            if std::time::Instant::now() >= until {
+                return Ok(None);
+            }
+            std::hint::spin_loop();
+        }
+    }
+
+    /// Takes `n` bytes of the scratch buffer into the tube (0: the end).
+    fn took(&mut self, n: usize) {
         self.buf.extend_from_slice(&self.scratch[..n]);
         if n == 0 && matches!(self.io, Io::Stream(..)) {
             self.eof = true;
@@ -485,7 +547,6 @@ impl Tube {
         {
             observe(Direction::Received, &self.scratch[..n]);
         }
-        Ok(())
     }
 }
 
