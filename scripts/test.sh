@@ -33,3 +33,10 @@ fi
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --all-targets --locked
+cargo test --doc --locked
+
+# The Python package (python/): built from this repository against the
+# same library crate, then its tests, against the binary built above.
+(cd python && cargo fmt -- --check && cargo clippy --locked -- -D warnings)
+python3 -m pip install --quiet --disable-pip-version-check ./python pytest
+NETSMITH_BIN="$PWD/target/debug/netsmith" python3 -m pytest -q python/tests

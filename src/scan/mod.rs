@@ -35,7 +35,7 @@ use crate::error::{Error, Result};
 use crate::services::Proto;
 
 pub use check::{Check, check};
-pub use engine::{Outcome, State};
+pub use engine::{Outcome, Scan, State};
 use targets::{Spec, Targets};
 
 /// Probes in flight at most, whatever the descriptor limit: beyond this a
@@ -371,6 +371,38 @@ pub async fn scan(ips: &[IpAddr], ports: Vec<u16>) -> Result<Vec<Outcome>> {
         all.extend(batch);
     }
     Ok(all)
+}
+
+/// Starts a TCP scan of `targets` (as the command line takes them:
+/// addresses, blocks, ranges, names) on `ports` (a port list, `-` for
+/// all), with the default settings and the command's gate: nothing
+/// outside loopback without `authorized`. The outcomes arrive in batches
+/// as they land (`netsmith.scan` in Python reads them one by one).
+pub async fn start(targets: &[String], ports: &str, authorized: bool) -> Result<Scan> {
+    let ports = endpoint::parse_port_list(ports, Proto::Tcp)?;
+    let resolve = crate::net::Resolve::default();
+    let mut spans = Vec::new();
+    let mut names = HashMap::new();
+    for text in targets {
+        match targets::parse(text)? {
+            Spec::Span(span) => spans.push(span),
+            Spec::Name(name) => {
+                for ip in resolve.answer(&Host::Name(name.clone())).await?.addrs {
+                    names.entry(ip).or_insert_with(|| name.clone());
+                    spans.push(targets::Span::from(ip));
+                }
+            }
+        }
+    }
+    let targets = Targets::new(spans, names);
+    if targets.is_empty() {
+        return Err(Error::usage(
+            "no targets: give addresses, blocks, ranges or names",
+        ));
+    }
+    authorize(&targets, authorized)?;
+    let plan = Arc::new(sized(engine::Plan::new(targets, ports)));
+    engine::start(&plan).map_err(|e| Error::io("start the scan workers", &e))
 }
 
 /// The size of the ephemeral port range.
