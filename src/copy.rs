@@ -40,8 +40,9 @@ impl Pool {
         }
     }
 
-    /// The process's pool, for streams that hold a buffer only while they
-    /// have bytes in hand (4 MiB kept after a burst).
+    /// The process's pool, shared by every stream that holds a buffer only
+    /// while it has bytes in hand (serve's echo and discard, relayed
+    /// messages): 64 buffers, 4 MiB, kept after a burst.
     pub fn shared() -> &'static Pool {
         static POOL: std::sync::OnceLock<Pool> = std::sync::OnceLock::new();
         POOL.get_or_init(|| Pool::new(64))

@@ -183,7 +183,7 @@ impl Ctx {
         }
         let mut tap = Tap::new(false, None, Some(activity.clone()))
             .counting(&self.stats.bytes_in, &self.stats.bytes_out);
-        copy::reflect(&mut stream, &mut tap, buffers())
+        copy::reflect(&mut stream, &mut tap, copy::Pool::shared())
             .await
             .map_err(into_io)?;
         stream.shutdown().await
@@ -377,23 +377,13 @@ impl Ctx {
     }
 }
 
-/// Buffers shared by every echo and discard connection of the process:
-/// each holds one only while it has bytes in hand.
-fn buffers() -> &'static copy::Pool {
-    /// Buffers kept for reuse after a burst (4 MiB at 64 KiB each).
-    const KEPT: usize = 64;
-    static POOL: std::sync::OnceLock<copy::Pool> = std::sync::OnceLock::new();
-    POOL.get_or_init(|| copy::Pool::new(KEPT))
-}
-
 /// Reads what is there into a buffer of the pool, held only for the read
 /// (`WouldBlock` if nothing is); the bytes are counted, not kept.
 fn read_pooled(stream: &Stream) -> io::Result<usize> {
-    let mut buf = buffers()
-        .take()
-        .unwrap_or_else(|| vec![0u8; copy::BUF_SIZE]);
+    let pool = copy::Pool::shared();
+    let mut buf = pool.take().unwrap_or_else(|| vec![0u8; copy::BUF_SIZE]);
     let read = stream.try_read(&mut buf);
-    buffers().give(buf);
+    pool.give(buf);
     read
 }
 

@@ -195,10 +195,37 @@ impl Proc {
     }
 
     /// Sends a signal by name (e.g. "INT").
+    #[track_caller]
     pub fn signal(&self, sig: &str) {
-        let _ = Command::new("kill")
-            .args([&format!("-{sig}"), &self.child.id().to_string()])
-            .status();
+        use std::str::FromStr;
+        let signal = nix::sys::signal::Signal::from_str(&format!("SIG{sig}"))
+            .unwrap_or_else(|_| panic!("no signal {sig}"));
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap());
+        nix::sys::signal::kill(pid, signal).unwrap_or_else(|e| panic!("kill -{sig}: {e}"));
+        // A stopped process is one the kernel has stopped, not one that
+        // was told to stop: wait for it (and for a continued one to run),
+        // so that what the test does next happens to a stopped process.
+        let stopped = |pid: u32| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                stat.rsplit_once(") ")
+                    .is_some_and(|(_, rest)| rest.starts_with('T'))
+            })
+        };
+        let want = match sig {
+            "STOP" => true,
+            "CONT" => false,
+            _ => return,
+        };
+        let deadline = Instant::now() + WAIT;
+        while stopped(self.child.id()) != want {
+            assert!(
+                Instant::now() < deadline,
+                "{} not {} within {WAIT:?}",
+                self.cmd,
+                if want { "stopped" } else { "running" }
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// Closes stdin, then waits for the process to exit within `timeout`;
