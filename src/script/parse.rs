@@ -513,6 +513,21 @@ impl Parser<'_> {
         Ok(text)
     }
 
+    /// The `${...}` hole at `bytes[at]` (`${1}` an argument, `${NAME}` a
+    /// capture), and the index after its `}`; `col` is `bytes[0]`'s column.
+    fn hole(&self, n: usize, col: usize, bytes: &[u8], at: usize) -> Result<(Piece, usize)> {
+        let close = bytes[at..]
+            .iter()
+            .position(|&b| b == b'}')
+            .ok_or_else(|| self.fail(n, col + at, "\"${\" without its \"}\""))?;
+        let name = String::from_utf8_lossy(&bytes[at + 2..at + close]).into_owned();
+        let piece = match name.parse::<usize>() {
+            Ok(k) => Piece::Arg(k),
+            Err(_) => Piece::Var(name),
+        };
+        Ok((piece, at + close + 1))
+    }
+
     /// Raw bytes with `${...}` holes (no escapes: a bare word, a regex).
     fn holes(&self, n: usize, col: usize, raw: &[u8]) -> Result<Text> {
         let mut pieces = Vec::new();
@@ -520,19 +535,12 @@ impl Parser<'_> {
         let mut i = 0;
         while i < raw.len() {
             if raw[i] == b'$' && raw.get(i + 1) == Some(&b'{') {
-                let close = raw[i..]
-                    .iter()
-                    .position(|&b| b == b'}')
-                    .ok_or_else(|| self.fail(n, col + i, "\"${\" without its \"}\""))?;
-                let name = String::from_utf8_lossy(&raw[i + 2..i + close]).into_owned();
                 if !lit.is_empty() {
                     pieces.push(Piece::Bytes(std::mem::take(&mut lit)));
                 }
-                pieces.push(match name.parse::<usize>() {
-                    Ok(k) => Piece::Arg(k),
-                    Err(_) => Piece::Var(name),
-                });
-                i += close + 1;
+                let (hole, next) = self.hole(n, col, raw, i)?;
+                pieces.push(hole);
+                i = next;
             } else {
                 lit.push(raw[i]);
                 i += 1;
@@ -643,19 +651,12 @@ impl Parser<'_> {
                     });
                 }
                 b'$' if bytes.get(pos + 1) == Some(&b'{') => {
-                    let close = bytes[pos..]
-                        .iter()
-                        .position(|&x| x == b'}')
-                        .ok_or_else(|| self.fail(ln, col + pos, "\"${\" without its \"}\""))?;
-                    let name = String::from_utf8_lossy(&bytes[pos + 2..pos + close]).into_owned();
                     if !lit.is_empty() {
                         pieces.push(Piece::Bytes(std::mem::take(&mut lit)));
                     }
-                    pieces.push(match name.parse::<usize>() {
-                        Ok(k) => Piece::Arg(k),
-                        Err(_) => Piece::Var(name),
-                    });
-                    pos += close + 1;
+                    let (hole, next) = self.hole(ln, col, bytes, pos)?;
+                    pieces.push(hole);
+                    pos = next;
                 }
                 _ => {
                     lit.push(ch);
