@@ -370,6 +370,20 @@ impl Cli {
     }
 }
 
+/// A rendered clap error as one line: its first line without "error: ",
+/// and the names a "not provided:" line lists below it.
+pub fn one_line(rendered: &str) -> String {
+    let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or_default();
+    let message = first.strip_prefix("error: ").unwrap_or(first);
+    // "the following required arguments were not provided:" names them below.
+    if message.ends_with(':') {
+        let names: Vec<&str> = lines.take_while(|l| !l.starts_with("Usage:")).collect();
+        return format!("{} {}", message, names.join(", "));
+    }
+    message.to_string()
+}
+
 /// Rewrites nc-style command lines: with no command named, `-l` (alone or in
 /// a cluster such as `-lvp`) means `listen`, anything else `connect`.
 pub fn nc_style(args: Vec<OsString>) -> Vec<OsString> {

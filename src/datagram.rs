@@ -76,11 +76,7 @@ impl<'a> Receiver<'a> {
     /// Starts counting the kernel's drops on `socket` (UDP only: a Unix
     /// datagram sender waits for room instead of losing datagrams).
     pub fn new(socket: &'a Datagram) -> Self {
-        if let Datagram::Udp(s) = socket
-            && let Err(e) = setsockopt(s, sockopt::RxqOvfl, &1)
-        {
-            tracing::debug!("no drop count on the socket (SO_RXQ_OVFL): {}", e.desc());
-        }
+        count_drops(socket);
         Receiver {
             socket,
             cmsg: nix::cmsg_space!(u32),
@@ -241,6 +237,18 @@ pub(crate) fn socket_addr(addr: &SockaddrStorage) -> Option<SocketAddr> {
             .map(|v6| SocketAddr::V6((*v6).into()))
     }
     .filter(|_| addr.len() > 0)
+}
+
+/// Has the kernel tell, with each datagram it queues on `socket` from now
+/// on, how many it has dropped (`SO_RXQ_OVFL`). The count is attached when
+/// a datagram is queued, so a server turns this on before it says it is
+/// listening: datagrams queued earlier would report no drops.
+pub fn count_drops(socket: &Datagram) {
+    if let Datagram::Udp(s) = socket
+        && let Err(e) = setsockopt(s, sockopt::RxqOvfl, &1)
+    {
+        tracing::debug!("no drop count on the socket (SO_RXQ_OVFL): {}", e.desc());
+    }
 }
 
 /// Asks for a receive queue of [`RECEIVE_QUEUE`] on a UDP socket, beyond

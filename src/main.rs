@@ -84,15 +84,10 @@ fn usage_error(err: &clap::Error) -> ExitCode {
         eprintln!("netsmith: {}", missing_command(&text));
         return ExitCode::from(netsmith::error::exit::USAGE);
     }
-    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
-    let first = lines.next().unwrap_or_default();
-    let mut message = first.strip_prefix("error: ").unwrap_or(first).to_string();
-    // "the following required arguments were not provided:" names them below.
-    if message.ends_with(':') {
-        let names: Vec<&str> = lines.take_while(|l| !l.starts_with("Usage:")).collect();
-        message = format!("{} {}", message, names.join(", "));
-    }
-    eprintln!("netsmith: {} (see --help)", printable(&message));
+    eprintln!(
+        "netsmith: {} (see --help)",
+        printable(&netsmith::cli::one_line(&text))
+    );
     ExitCode::from(netsmith::error::exit::USAGE)
 }
 

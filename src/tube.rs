@@ -558,6 +558,84 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
+/// Where a [`Tube`] waits for its peer: a stream listener, or a UDP socket
+/// that talks to whoever sends the first datagram (as `nc -u -l` does).
+pub enum Listening {
+    Stream(crate::net::Listener, Option<crate::net::bind::SocketFile>),
+    /// `None` once its sender has been taken.
+    Udp(Option<Datagram>, Option<std::net::SocketAddr>),
+}
+
+impl Listening {
+    /// Binds `endpoint`: what [`listener`] takes, or `udp://[ADDR:]PORT`.
+    pub fn bind(endpoint: &str) -> Result<Listening> {
+        let Some(udp) = endpoint
+            .strip_prefix("udp://")
+            .or_else(|| endpoint.strip_prefix("udp-listen:"))
+        else {
+            let (listener, file) = listener(endpoint)?;
+            return Ok(Listening::Stream(listener, file));
+        };
+        match Side::parse(&format!("udp-listen:{udp}"))? {
+            Side::Listen(Endpoint::Inet {
+                host: crate::endpoint::Host::Ip(ip),
+                port,
+                ..
+            }) => {
+                let socket = crate::net::bind::udp(std::net::SocketAddr::new(ip, port))?;
+                let local = socket.local_addr();
+                Ok(Listening::Udp(Some(socket), local))
+            }
+            _ => Err(Error::usage(format!(
+                "\"{endpoint}\" is not a UDP endpoint to listen on: write udp://ADDR:PORT"
+            ))),
+        }
+    }
+
+    /// The bound IP address (`None` for a Unix socket).
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        match self {
+            Listening::Stream(listener, _) => listener.local_addr(),
+            Listening::Udp(_, local) => *local,
+        }
+    }
+
+    /// Waits for the next client. Over UDP there is one: the first sender,
+    /// to which the socket is then connected (so other senders are not
+    /// heard); its datagram is the first thing the tube receives.
+    pub async fn accept(&mut self) -> Result<Tube> {
+        match self {
+            Listening::Stream(listener, _) => Tube::accept(listener).await,
+            Listening::Udp(slot, _) => {
+                let used = || {
+                    Error::usage(
+                        "a UDP listener talks to its first sender only: bind another for the next",
+                    )
+                };
+                // Borrowed until the sender is known, so that an accept
+                // given up (a timeout) leaves the listener as it was.
+                let ready = slot.as_ref().ok_or_else(used)?;
+                let mut first = vec![0; 65_536];
+                let (n, peer) = ready
+                    .recv_from(&mut first)
+                    .await
+                    .map_err(|e| Error::io("receive a datagram", &e))?;
+                let crate::net::Peer::Inet(from) = peer else {
+                    return Err(Error::usage("a UDP listener hears IP senders only"));
+                };
+                ready
+                    .connect(from)
+                    .await
+                    .map_err(|e| Error::io(format!("connect to {from}"), &e))?;
+                let socket = slot.take().ok_or_else(used)?;
+                let mut tube = Tube::datagram(socket);
+                tube.buf.extend_from_slice(&first[..n]);
+                Ok(tube)
+            }
+        }
+    }
+}
+
 /// A listener for [`Tube::accept`], on `endpoint` (`PORT`, `ADDR:PORT`,
 /// `tcp-listen:...`, `unix:PATH`); a Unix socket's file is removed when
 /// the listener is dropped.

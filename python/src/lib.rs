@@ -6,7 +6,7 @@
 //! 50 ms and raises `KeyboardInterrupt`.
 
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pyo3::create_exception;
@@ -105,7 +105,9 @@ fn tube_to_py(py: Python<'_>, e: TubeError) -> PyErr {
 /// `netsmith.spawn(...)` make one.
 #[pyclass(module = "netsmith._native")]
 struct NativeTube {
-    inner: Mutex<Option<(Runtime, Tube)>>,
+    /// The runtime is shared with the listener a tube was accepted from:
+    /// its socket is registered with that runtime's reactor.
+    inner: Mutex<Option<(Arc<Runtime>, Tube)>>,
 }
 
 /// A tube operation, boxed so that one helper can run them all.
@@ -135,7 +137,14 @@ impl NativeTube {
         py: Python<'_>,
         how: impl Future<Output = netsmith::Result<Tube>> + Send,
     ) -> PyResult<Self> {
-        let rt = runtime()?;
+        NativeTube::open_on(py, Arc::new(runtime()?), how)
+    }
+
+    fn open_on(
+        py: Python<'_>,
+        rt: Arc<Runtime>,
+        how: impl Future<Output = netsmith::Result<Tube>> + Send,
+    ) -> PyResult<Self> {
         let tube = block(py, &rt, how)?.map_err(to_py)?;
         Ok(NativeTube {
             inner: Mutex::new(Some((rt, tube))),
@@ -258,7 +267,9 @@ impl NativeTube {
             .map_err(|_| PyRuntimeError::new_err("poisoned"))?;
         if let Some((rt, tube)) = guard.take() {
             drop(tube);
-            rt.shutdown_background();
+            if let Ok(rt) = Arc::try_unwrap(rt) {
+                rt.shutdown_background();
+            }
         }
         Ok(())
     }
@@ -291,6 +302,85 @@ fn connect(
 #[pyfunction]
 fn spawn(py: Python<'_>, command: String) -> PyResult<NativeTube> {
     NativeTube::open(py, async move { Tube::spawn(&command) })
+}
+
+/// A bound socket waiting for a peer: `netsmith.listen(...)` makes one.
+#[pyclass(module = "netsmith._native")]
+struct NativeListener {
+    rt: Arc<Runtime>,
+    listening: Mutex<Option<netsmith::tube::Listening>>,
+    /// (host, port) of an IP socket.
+    #[pyo3(get)]
+    address: Option<(String, u16)>,
+}
+
+#[pymethods]
+impl NativeListener {
+    /// Waits up to `timeout` seconds (`None`: for ever) for the next
+    /// client: over UDP, the first sender.
+    #[pyo3(signature = (timeout=None))]
+    fn accept(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<NativeTube> {
+        let wait = timeout
+            .map(|t| {
+                Duration::try_from_secs_f64(t).map_err(|_| {
+                    PyValueError::new_err(format!("timeout {t}: give seconds, 0 or more"))
+                })
+            })
+            .transpose()?;
+        let mut guard = self
+            .listening
+            .lock()
+            .map_err(|_| PyRuntimeError::new_err("poisoned"))?;
+        let listening = guard
+            .as_mut()
+            .ok_or_else(|| PyValueError::new_err("the listener is closed"))?;
+        NativeTube::open_on(py, self.rt.clone(), async move {
+            match wait {
+                None => listening.accept().await,
+                Some(wait) => tokio::time::timeout(wait, listening.accept())
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(netsmith::Error::Network {
+                            what: "accept".into(),
+                            reason: format!(
+                                "timed out: no client within {}",
+                                netsmith::duration::show(wait)
+                            ),
+                        })
+                    }),
+            }
+        })
+    }
+
+    /// Stops listening (a Unix socket's file is removed).
+    fn close(&self) -> PyResult<()> {
+        self.listening
+            .lock()
+            .map_err(|_| PyRuntimeError::new_err("poisoned"))?
+            .take();
+        Ok(())
+    }
+}
+
+/// Listens on `endpoint`: "PORT", "ADDR:PORT", "unix:PATH" or
+/// "udp://ADDR:PORT".
+#[pyfunction]
+fn listen(py: Python<'_>, endpoint: String) -> PyResult<NativeListener> {
+    let rt = Arc::new(runtime()?);
+    let listening = py
+        .detach(|| {
+            let _in = rt.enter();
+            netsmith::tube::Listening::bind(&endpoint)
+        })
+        .map_err(to_py)?;
+    let address = listening
+        .local_addr()
+        .map(|a| (a.ip().to_string(), a.port()));
+    Ok(NativeListener {
+        rt,
+        listening: Mutex::new(Some(listening)),
+        address,
+    })
 }
 
 /// Every address of `name`, in the order connect tries them.
@@ -367,14 +457,152 @@ fn scan(
     })
 }
 
+/// Parses `argv` (without the program name) as netsmith's command line,
+/// so a keyword of the Python API is checked exactly as its flag is; a
+/// bad value is a `ValueError` with the CLI's one-line message.
+fn command(argv: Vec<String>) -> PyResult<netsmith::cli::Command> {
+    let line = std::iter::once("netsmith".to_string())
+        .chain(argv)
+        .map(std::ffi::OsString::from)
+        .collect();
+    netsmith::cli::Cli::parse_line(line)
+        .map(|cli| cli.command)
+        .map_err(|e| PyValueError::new_err(netsmith::cli::one_line(&e.render().to_string())))
+}
+
+/// A runtime with a worker thread per core, for servers and load.
+fn threaded_runtime(workers: usize) -> PyResult<Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers.max(1))
+        .enable_all()
+        .build()
+        .map_err(|e| PyRuntimeError::new_err(format!("cannot start a runtime: {e}")))
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
+}
+
+/// (service, transport, host, port, shown) of one listening socket.
+type Listening = (String, String, Option<String>, Option<u16>, String);
+
+/// Services running in the background, on a runtime of their own.
+#[pyclass(module = "netsmith._native")]
+struct NativeService {
+    #[pyo3(get)]
+    addresses: Vec<Listening>,
+    running: Mutex<Option<Running>>,
+}
+
+struct Running {
+    rt: Runtime,
+    stop: tokio_util::sync::CancellationToken,
+    served: tokio::task::JoinHandle<netsmith::Result<String>>,
+}
+
+#[pymethods]
+impl NativeService {
+    /// Stops accepting, lets open connections finish (within the grace
+    /// period), and returns the totals as JSON lines, one per service;
+    /// `None` if already stopped.
+    fn stop(&self, py: Python<'_>) -> PyResult<Option<String>> {
+        let running = self
+            .running
+            .lock()
+            .map_err(|_| PyRuntimeError::new_err("poisoned"))?
+            .take();
+        let Some(Running { rt, stop, served }) = running else {
+            return Ok(None);
+        };
+        stop.cancel();
+        let out = block(py, &rt, served);
+        rt.shutdown_background();
+        match out? {
+            Ok(Ok(report)) => Ok(Some(report)),
+            Ok(Err(e)) => Err(to_py(e)),
+            Err(e) => Err(PyRuntimeError::new_err(format!("the service failed: {e}"))),
+        }
+    }
+}
+
+impl Drop for NativeService {
+    fn drop(&mut self) {
+        if let Ok(mut guard) = self.running.lock()
+            && let Some(Running { rt, stop, .. }) = guard.take()
+        {
+            stop.cancel();
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// Starts `netsmith serve ARGV...` in the background: bound when this
+/// returns (a port in use is an `OSError` here), serving until `stop`.
+#[pyfunction]
+fn serve(py: Python<'_>, argv: Vec<String>) -> PyResult<NativeService> {
+    let netsmith::cli::Command::Serve(args) = command(argv)? else {
+        return Err(PyValueError::new_err("not a serve command line"));
+    };
+    let cfg = netsmith::serve::ServeConfig::new(args, true).map_err(to_py)?;
+    let rt = threaded_runtime(cores())?;
+    let bound = py
+        .detach(|| {
+            let _in = rt.enter();
+            netsmith::serve::bind(cfg)
+        })
+        .map_err(to_py)?;
+    let addresses = bound
+        .addresses()
+        .iter()
+        .map(|a| {
+            (
+                a.service.name().to_string(),
+                a.transport.to_string(),
+                a.addr.map(|s| s.ip().to_string()),
+                a.addr.map(|s| s.port()),
+                a.shown.clone(),
+            )
+        })
+        .collect();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let served = rt.spawn(bound.run(stop.clone()));
+    Ok(NativeService {
+        addresses,
+        running: Mutex::new(Some(Running { rt, stop, served })),
+    })
+}
+
+/// Runs `netsmith bench ARGV...` (the caller adds nothing to print) and
+/// returns its JSON report, and how many requests failed.
+#[pyfunction]
+#[pyo3(name = "bench")]
+fn run_bench(py: Python<'_>, argv: Vec<String>) -> PyResult<(String, u64)> {
+    let netsmith::cli::Command::Bench(args) = command(argv)? else {
+        return Err(PyValueError::new_err("not a bench command line"));
+    };
+    let rt = threaded_runtime(netsmith::bench::threads(&args))?;
+    let interrupt = tokio_util::sync::CancellationToken::new();
+    let outcome = block(py, &rt, async {
+        netsmith::bench::measure(args, true, &interrupt).await
+    });
+    rt.shutdown_background();
+    let outcome = outcome?.map_err(to_py)?;
+    Ok((outcome.json.to_string(), outcome.failed))
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeTube>()?;
     m.add_class::<NativeScan>()?;
+    m.add_class::<NativeService>()?;
+    m.add_class::<NativeListener>()?;
     m.add_function(wrap_pyfunction!(connect, m)?)?;
     m.add_function(wrap_pyfunction!(spawn, m)?)?;
     m.add_function(wrap_pyfunction!(resolve, m)?)?;
     m.add_function(wrap_pyfunction!(scan, m)?)?;
+    m.add_function(wrap_pyfunction!(serve, m)?)?;
+    m.add_function(wrap_pyfunction!(listen, m)?)?;
+    m.add_function(wrap_pyfunction!(run_bench, m)?)?;
     m.add("Timeout", m.py().get_type::<Timeout>())?;
     m.add("Closed", m.py().get_type::<Closed>())?;
     Ok(())

@@ -3,6 +3,7 @@
 timeout and refusal exceptions; a scan in a network namespace of its own;
 threads; Ctrl-C."""
 
+import hashlib
 import os
 import signal
 import socket
@@ -194,3 +195,129 @@ def test_scan_finds_exactly_its_own_listeners_in_a_namespace():
          sys.executable, NAMESPACE_SCAN],
         capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout == "ok\n", out.stderr
+
+
+def test_tls_with_a_pin_and_a_wrong_pin():
+    """`netsmith serve --tls` makes a self-signed certificate and prints its
+    pin: the tube verifies it, and refuses another pin."""
+    p = subprocess.Popen([BIN, "serve", "echo=0", "--tls", "--tcp"], stderr=subprocess.PIPE,
+                         stdout=subprocess.DEVNULL, text=True)
+    pin = port = None
+    while port is None:
+        line = p.stderr.readline()
+        assert line, "netsmith serve --tls ended"
+        if "--pin " in line:
+            pin = line.split("--pin ")[1].strip()
+        if line.startswith("listening on "):
+            port = int(line.split()[2].rsplit(":", 1)[1])
+    try:
+        with netsmith.connect("127.0.0.1", port, tls=True, pin=pin, timeout=2) as t:
+            t.send_line(b"over tls")
+            assert t.recv_line() == b"over tls\n"
+        wrong = "sha256:" + "00" * 32
+        with pytest.raises(OSError, match="pin"):
+            netsmith.connect("127.0.0.1", port, tls=True, pin=wrong)
+    finally:
+        p.terminate()
+        p.wait(10)
+
+
+def test_serve_in_process_moves_a_large_payload_and_counts_it():
+    data = os.urandom(4 << 20)
+    with netsmith.serve("echo", port=0) as s:
+        assert s.address("echo").shown == f"127.0.0.1:{s.port}"
+        with netsmith.connect("127.0.0.1", s.port, timeout=10) as t:
+            t.send(data)
+            t.shutdown()
+            got = t.recv_all()
+    assert hashlib.sha256(got).hexdigest() == hashlib.sha256(data).hexdigest()
+    assert s.totals["echo"]["bytes_in"] == len(data)
+    assert s.totals["echo"]["connections"] == 1
+    # Stopped: the port no longer answers.
+    with pytest.raises(ConnectionRefusedError):
+        netsmith.connect("127.0.0.1", s.port)
+
+
+def test_serve_over_udp_and_unix(tmp_path):
+    with netsmith.serve("echo", "qotd", port=0, tcp=False, udp=True, unix=str(tmp_path)) as s:
+        udp = s.address("echo", "udp")
+        with netsmith.connect(f"udp://127.0.0.1:{udp.port}", timeout=2) as t:
+            t.send(b"one datagram")
+            assert t.recv() == b"one datagram"
+        with netsmith.connect(f"unix:{tmp_path}/qotd.sock", timeout=2) as t:
+            assert t.recv_all().strip()
+        # The seed's own UDP client, pointed at our port.
+        seed = (ROOT / "tests" / "seeds" / "udp_echo_client.py").read_text()
+        out = subprocess.run([sys.executable, "-c", seed.replace("12345", str(udp.port))],
+                             capture_output=True, text=True, timeout=10)
+        assert "b'Hello World' received from" in out.stdout, out
+    assert not (tmp_path / "qotd.sock").exists()
+
+
+def test_serve_refuses_a_port_in_use_and_bad_names():
+    with netsmith.serve("echo", port=0) as s:
+        with pytest.raises(OSError, match="address already in use"):
+            netsmith.serve("echo", port=s.port)
+    with pytest.raises(ValueError, match="nosuch"):
+        netsmith.serve("nosuch")
+    with pytest.raises(ValueError, match="70000"):
+        netsmith.serve("echo", port=70000)
+
+
+def test_bench_echo_against_a_python_server_counts_exactly():
+    class Echo(socketserver.BaseRequestHandler):
+        def handle(self):
+            while data := self.request.recv(65536):
+                self.request.sendall(data)
+    srv = _server(Echo)
+    r = netsmith.bench_echo("127.0.0.1", srv.server_address[1], connections=4, count=400)
+    srv.shutdown()
+    assert r.requests == 400 and r.errors == {}, r
+    assert r.bytes_received == 400 * 64
+    assert r.latency.count == 400 and 0 < r.latency.p50_ms <= r.latency.max_ms
+
+
+def test_bench_connect_and_udp_against_serve():
+    with netsmith.serve("qotd", "echo=0", port=0, udp=True) as s:
+        c = netsmith.bench_connect("127.0.0.1", s.address("qotd").port, seconds=0.5)
+        assert c.requests > 0 and c.errors == {} and c.connect_time is not None
+        u = s.address("echo", "udp")
+        r = netsmith.bench_udp(u.host, u.port, clients=4, count=500)
+        assert r.requests == 500 and r.errors == {}, r
+    # Connections still open when the run ended are served, not counted.
+    assert c.requests <= s.totals["qotd"]["connections"] <= c.requests + 10
+
+
+def test_bench_raises_when_nothing_got_through_and_names_bad_keywords():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    with pytest.raises(ConnectionRefusedError, match="refused"):
+        netsmith.bench_echo("127.0.0.1", port, connections=1, seconds=0.3)
+    with pytest.raises(ValueError, match="connections"):
+        netsmith.bench_echo("127.0.0.1", port, connections=0)
+
+
+def test_listen_accepts_a_tcp_client_and_a_udp_sender():
+    with netsmith.listen(0) as ls:
+        c = socket.create_connection(("127.0.0.1", ls.port))
+        with ls.accept(timeout=5) as t:
+            c.sendall(b"hello listener\n")
+            assert t.recv_line() == b"hello listener\n"
+            t.send_line(b"back")
+            assert c.recv(100) == b"back\n"
+        c.close()
+        with pytest.raises(TimeoutError, match="no client"):
+            ls.accept(timeout=0.2)
+    # The seed's UDP receiver with a timeout, done with listen(udp=True).
+    with netsmith.listen(0, udp=True, timeout=2) as ls:
+        with pytest.raises(TimeoutError):
+            ls.accept(timeout=0.1)
+        u = socket.socket(type=socket.SOCK_DGRAM)
+        u.sendto(b"ping", ("127.0.0.1", ls.port))
+        with ls.accept(timeout=5) as t:
+            assert t.recv() == b"ping"
+            t.send(b"pong")
+            assert u.recv(100) == b"pong"
+        u.close()

@@ -481,6 +481,33 @@ fn bytes(n: u64) -> String {
 /// `interrupt` (Ctrl-C) stops the run early: the results so far are
 /// printed, then [`Error::Interrupted`].
 pub async fn run(args: BenchArgs, quiet: bool, interrupt: CancellationToken) -> Result<()> {
+    let common = args.common().clone();
+    let outcome = measure(args, quiet, &interrupt).await?;
+    crate::stdio::print(&outcome.text);
+    if interrupt.is_cancelled() {
+        return Err(Error::Interrupted);
+    }
+    if outcome.failed > 0 && !common.allow_errors {
+        return Err(Error::Network {
+            what: format!("bench {}", common.target),
+            reason: format!(
+                "{} requests failed ({}); --allow-errors to accept",
+                outcome.failed, outcome.error_summary
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Runs a bench command to completion (or until `interrupt`) and returns
+/// its report without printing it: what `run` prints, and what the Python
+/// package's `bench_*` functions return. Failed requests are counted in
+/// the report, not returned as an error.
+pub async fn measure(
+    args: BenchArgs,
+    quiet: bool,
+    interrupt: &CancellationToken,
+) -> Result<report::Outcome> {
     check_fits(&args.workload)?;
     let common = args.common().clone();
     let target_proto = if matches!(args.workload, Workload::Udp(_)) {
@@ -526,7 +553,7 @@ pub async fn run(args: BenchArgs, quiet: bool, interrupt: CancellationToken) -> 
             )));
         }
     };
-    let run = Run::new(&common, &interrupt);
+    let run = Run::new(&common, interrupt);
     let label = match &args.workload {
         Workload::Echo(a) => format!(
             "echo, {} connections, {} B messages, pipeline {}",
@@ -541,22 +568,7 @@ pub async fn run(args: BenchArgs, quiet: bool, interrupt: CancellationToken) -> 
         Workload::Udp(a) => format!("udp, {} clients, {} B datagrams", a.clients, a.size),
     };
     let workers = workloads::start(&args.workload, &target, &run);
-    let outcome = report::drive(&run, &common, workers, &label, quiet).await?;
-    crate::stdio::print(&outcome.text);
-    if interrupt.is_cancelled() {
-        return Err(Error::Interrupted);
-    }
-    let errors: u64 = run.error_counts().values().sum();
-    if errors > 0 && !common.allow_errors {
-        return Err(Error::Network {
-            what: format!("bench {}", common.target),
-            reason: format!(
-                "{errors} requests failed ({}); --allow-errors to accept",
-                outcome.error_summary
-            ),
-        });
-    }
-    Ok(())
+    report::drive(&run, &common, workers, &label, quiet).await
 }
 
 #[cfg(test)]

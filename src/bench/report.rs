@@ -21,7 +21,12 @@ const WIND_DOWN: Duration = Duration::from_secs(10);
 
 /// The finished report.
 pub struct Outcome {
+    /// What the command prints: the summary, or `json` on one line.
     pub text: String,
+    /// Every figure, as `--json` prints them.
+    pub json: Value,
+    /// Requests that failed, of every kind.
+    pub failed: u64,
     /// "3 timeout, 1 mismatch" (empty when no error).
     pub error_summary: String,
 }
@@ -229,6 +234,8 @@ fn build(
     };
     Outcome {
         text,
+        json: obj,
+        failed: errors.values().sum(),
         error_summary,
     }
 }

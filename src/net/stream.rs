@@ -375,6 +375,15 @@ impl Datagram {
         }
     }
 
+    /// Connects a UDP socket to `peer`: it then sends there by default and
+    /// hears no one else.
+    pub async fn connect(&self, peer: SocketAddr) -> io::Result<()> {
+        match self {
+            Datagram::Udp(s) => s.connect(peer).await,
+            Datagram::Unix(_) => Err(io::ErrorKind::InvalidInput.into()),
+        }
+    }
+
     /// Receives one datagram on a connected socket. For UDP, an ICMP port
     /// unreachable for an earlier datagram surfaces here as `ConnectionRefused`.
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {

@@ -387,6 +387,9 @@ pub async fn run(cfg: RelayConfig) -> Result<()> {
             let addr = crate::listen::bind_addr(&cfg.resolve, host, *port).await?;
             if *proto == Proto::Udp {
                 let socket = bind::udp(addr)?;
+                // Ready to count drops before clients are told to send.
+                crate::datagram::enlarge_receive_queue(&socket);
+                crate::datagram::count_drops(&socket);
                 let local = socket.local_addr().unwrap_or(addr);
                 announce(&cfg, &format!("udp://{local}"));
                 crate::net::warn_if_exposed(&format!("udp://{local}"), local.ip());

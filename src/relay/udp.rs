@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::copy::{Activity, HexDump};
-use crate::datagram::{Receiver, enlarge_receive_queue};
+use crate::datagram::Receiver;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result, describe_io};
 use crate::net::{Datagram, Peer, dial};
@@ -120,7 +120,6 @@ pub async fn serve(
     cfg: Arc<RelayConfig>,
     max: usize,
 ) -> Result<()> {
-    enlarge_receive_queue(&socket);
     let socket = Arc::new(socket);
     let table: Table = Arc::new(Mutex::new(Sessions {
         epoch: Instant::now(),

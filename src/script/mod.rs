@@ -37,7 +37,7 @@ const SHOWN: usize = 256;
 #[command(after_help = "\
 Steps, one per line (or separated by ;), # comments:
   connect 127.0.0.1 25 | connect tls://host:443 | connect unix:/path | connect udp://host:53
-  listen 9000              wait for one client (prints \"listening on\")
+  listen 9000              wait for one client (prints \"listening on\"); listen udp://127.0.0.1:9000
   spawn bc -q              a program's stdin and stdout
   send \"QUIT\\r\\n\"          sendline \"HELO x\" (adds \\n, or \\r\\n after: set crlf on)
   sendfile PATH            a file's bytes
@@ -143,7 +143,7 @@ struct Runner {
     tube: Option<Tube>,
     /// A `listen` step's listener, kept until the next one (and its
     /// socket file with it).
-    listener: Option<(crate::net::Listener, Option<crate::net::bind::SocketFile>)>,
+    listener: Option<crate::tube::Listening>,
     vars: HashMap<String, Vec<u8>>,
     timeout: Duration,
     crlf: bool,
@@ -166,13 +166,16 @@ impl Runner {
             }
             Action::Listen(at) => {
                 let at = self.utf8(step, at)?;
-                let (listener, file) = crate::tube::listener(&at).map_err(|e| self.at(step, e))?;
-                let shown = listener.local_addr().map_or(at.clone(), |a| a.to_string());
+                let mut listening =
+                    crate::tube::Listening::bind(&at).map_err(|e| self.at(step, e))?;
+                let shown = match (&listening, listening.local_addr()) {
+                    (crate::tube::Listening::Udp(..), Some(a)) => format!("udp://{a}"),
+                    (_, Some(a)) => a.to_string(),
+                    (_, None) => at.clone(),
+                };
                 eprintln!("listening on {}", crate::error::printable(&shown));
-                let tube = Tube::accept(&listener)
-                    .await
-                    .map_err(|e| self.at(step, e))?;
-                self.listener = Some((listener, file));
+                let tube = listening.accept().await.map_err(|e| self.at(step, e))?;
+                self.listener = Some(listening);
                 self.open(tube);
             }
             Action::Spawn(command) => {

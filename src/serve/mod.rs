@@ -48,10 +48,10 @@ pub struct ServeArgs {
     /// The port, when one service is named.
     #[arg(long, value_name = "PORT")]
     pub port: Option<String>,
-    /// TCP only.
-    #[arg(long, conflicts_with = "udp")]
+    /// TCP (alone, unless --udp or --unix is given too).
+    #[arg(long)]
     pub tcp: bool,
-    /// UDP only.
+    /// UDP (alone, unless --tcp or --unix is given too).
     #[arg(long)]
     pub udp: bool,
     /// Serve over Unix stream sockets, DIR/SERVICE.sock (alone, or with
@@ -182,12 +182,10 @@ impl ServeConfig {
         let tls = a.tls.acceptor(&[bind.to_string()], quiet)?;
         Ok(ServeConfig {
             services,
-            tcp: if a.unix.is_some() { a.tcp } else { !a.udp },
-            udp: if a.unix.is_some() || tls.is_some() {
-                a.udp
-            } else {
-                !a.tcp
-            },
+            // Neither flag: TCP and UDP (TCP only with TLS), or with
+            // --unix neither; each flag adds its transport.
+            tcp: a.tcp || (!a.udp && a.unix.is_none()),
+            udp: a.udp || (!a.tcp && a.unix.is_none() && tls.is_none()),
             unix: a.unix,
             bind,
             max_conns: a.limits.access.max_conns.map(|n| n as usize),
@@ -211,24 +209,45 @@ enum Socket {
     Datagram(std::net::UdpSocket),
 }
 
-/// Every bound socket, each with its service's context.
-struct Bound {
+/// Every bound socket, each with its service's context: a `serve` that
+/// has its ports and has not begun serving. [`Bound::addresses`] says
+/// where each service is (port 0 given, the kernel's choice), which is
+/// how a program that starts a service in-process (the Python package's
+/// `netsmith.serve`) learns its ports; [`Bound::run`] serves.
+pub struct Bound {
     sockets: Vec<(Arc<Ctx>, Socket)>,
     /// One per service, shared by its transports: the totals.
     contexts: Vec<Arc<Ctx>>,
     /// Removes the Unix socket files when dropped.
     files: Vec<bind::SocketFile>,
+    addresses: Vec<Address>,
+    cfg: ServeConfig,
+}
+
+/// Where one service listens.
+#[derive(Clone, Debug)]
+pub struct Address {
+    pub service: Service,
+    /// "tcp", "tls", "udp" or "unix".
+    pub transport: &'static str,
+    /// An IP socket's address; `None` for a Unix socket.
+    pub addr: Option<SocketAddr>,
+    /// As "listening on" shows it: `127.0.0.1:7`, `udp://...`, `unix:PATH`.
+    pub shown: String,
 }
 
 /// Binds every service on every transport asked for, printing each address.
 /// Any failure (a port in use, a privileged port) ends the command before
-/// anything is served.
-fn bind_all(cfg: &ServeConfig) -> Result<Bound> {
+/// anything is served. Call within a Tokio runtime.
+pub fn bind(cfg: ServeConfig) -> Result<Bound> {
     let mut bound = Bound {
         sockets: Vec::new(),
         contexts: Vec::new(),
         files: Vec::new(),
+        addresses: Vec::new(),
+        cfg,
     };
+    let cfg = &bound.cfg;
     if cfg.tcp || cfg.udp {
         // One line for every service: they all bind the same address.
         let shown = endpoint::Host::Ip(cfg.bind).to_string();
@@ -248,7 +267,13 @@ fn bind_all(cfg: &ServeConfig) -> Result<Bound> {
             let listener = bind::tcp(addr, LISTEN_BACKLOG)?;
             let local = listener.local_addr().unwrap_or(addr);
             let transport = if cfg.tls.is_some() { "tls" } else { "tcp" };
-            announce(cfg, &local.to_string(), svc, transport);
+            bound.addresses.push(announce(
+                cfg,
+                local.to_string(),
+                svc,
+                transport,
+                Some(local),
+            ));
             bound
                 .sockets
                 .push((ctx.clone(), Socket::Stream(listener, transport)));
@@ -256,13 +281,19 @@ fn bind_all(cfg: &ServeConfig) -> Result<Bound> {
         if cfg.udp {
             let socket = bind::udp_std(addr)?;
             let local = socket.local_addr().unwrap_or(addr);
-            announce(cfg, &format!("udp://{local}"), svc, "udp");
+            let shown = format!("udp://{local}");
+            bound
+                .addresses
+                .push(announce(cfg, shown, svc, "udp", Some(local)));
             bound.sockets.push((ctx.clone(), Socket::Datagram(socket)));
         }
         if let Some(dir) = &cfg.unix {
             let path = dir.join(format!("{svc}.sock"));
             let (listener, file) = bind::unix(&path, LISTEN_BACKLOG)?;
-            announce(cfg, &format!("unix:{}", path.display()), svc, "unix");
+            let shown = format!("unix:{}", path.display());
+            bound
+                .addresses
+                .push(announce(cfg, shown, svc, "unix", None));
             bound.files.push(file);
             bound.sockets.push((ctx, Socket::Stream(listener, "unix")));
         }
@@ -270,16 +301,41 @@ fn bind_all(cfg: &ServeConfig) -> Result<Bound> {
     Ok(bound)
 }
 
-/// Runs the services until `stop` is cancelled, then drains and returns
-/// the totals report.
+/// Binds, then runs the services until `stop` is cancelled, then drains
+/// and returns the totals report.
 pub async fn run(cfg: ServeConfig, stop: CancellationToken) -> Result<String> {
+    bind(cfg)?.run(stop).await
+}
+
+impl Bound {
+    /// Where each service listens, in the order they were bound.
+    pub fn addresses(&self) -> &[Address] {
+        &self.addresses
+    }
+
+    /// Runs the services until `stop` is cancelled, then drains and
+    /// returns the totals report.
+    pub async fn run(self, stop: CancellationToken) -> Result<String> {
+        let Bound {
+            sockets,
+            contexts,
+            files,
+            cfg,
+            addresses: _,
+        } = self;
+        serve(sockets, contexts, files, &cfg, stop).await
+    }
+}
+
+async fn serve(
+    sockets: Vec<(Arc<Ctx>, Socket)>,
+    contexts: Vec<Arc<Ctx>>,
+    files: Vec<bind::SocketFile>,
+    cfg: &ServeConfig,
+    stop: CancellationToken,
+) -> Result<String> {
     let (max_conns, fd_limit) = crate::server::max_conns(cfg.max_conns, 1);
     tracing::info!("descriptor limit {fd_limit}, serving at most {max_conns} connections at once");
-    let Bound {
-        sockets,
-        contexts,
-        files,
-    } = bind_all(&cfg)?;
 
     // Ports of our own UDP sockets: two of our services (echo=7007,
     // chargen=7019) must not answer each other either.
@@ -406,11 +462,24 @@ async fn accept(
     .await;
 }
 
-fn announce(cfg: &ServeConfig, what: &str, svc: Service, transport: &str) {
+/// Says where `svc` listens (unless quiet) and returns it as an [`Address`].
+fn announce(
+    cfg: &ServeConfig,
+    shown: String,
+    service: Service,
+    transport: &'static str,
+    addr: Option<SocketAddr>,
+) -> Address {
     if !cfg.quiet {
         eprintln!(
-            "listening on {} ({svc}/{transport})",
-            crate::error::printable(what)
+            "listening on {} ({service}/{transport})",
+            crate::error::printable(&shown)
         );
+    }
+    Address {
+        service,
+        transport,
+        addr,
+        shown,
     }
 }
