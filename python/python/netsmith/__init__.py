@@ -16,6 +16,9 @@ run while one waits, and Ctrl-C interrupts a wait with KeyboardInterrupt.
 
 import json
 import re
+import signal
+import threading
+import time
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Union
 
@@ -253,6 +256,24 @@ class Service:
                     obj = json.loads(line)
                     self.totals[obj.get("service", str(len(self.totals)))] = obj
         return self.totals or {}
+
+    def serve_forever(self) -> None:
+        """Waits until Ctrl-C or SIGTERM, then stops. Serving goes on in
+        netsmith's threads all along. (SIGTERM is caught only when called
+        from the main thread, where Python handles signals.)"""
+        def interrupt(signum, frame):
+            raise KeyboardInterrupt
+        main = threading.current_thread() is threading.main_thread()
+        before = signal.signal(signal.SIGTERM, interrupt) if main else None
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            if main:
+                signal.signal(signal.SIGTERM, before)
+            self.stop()
 
     def __enter__(self) -> "Service":
         return self

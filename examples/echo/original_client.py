@@ -1,0 +1,1 @@
+../../tests/seeds/echo_client.py

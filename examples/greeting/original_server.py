@@ -1,0 +1,1 @@
+../../tests/seeds/greeting_server.py

@@ -1,0 +1,1 @@
+../../tests/seeds/qotd_service.py

@@ -1,0 +1,1 @@
+../../tests/seeds/udp_echo_client_prompt.py

@@ -1,0 +1,1 @@
+../../tests/seeds/udp_echo_service_persistent.py

@@ -1,0 +1,1 @@
+../../tests/seeds/udp_timeout_receiver.py
