@@ -26,6 +26,11 @@ SERVE = {
     "stream": ("echo stream: 1 connection, bulk both ways, checked", "MB/s", "higher"),
     "connect": ("connection rate: connect, read daytime, close; 10 clients", "conn/s", "higher"),
     "udp": ("UDP echo: 16 clients, 1 datagram of 64 B in flight each", "req/s", "higher"),
+    # the same loads from the second generator, bench/plainload
+    "echo-plain": ("echo round trips, plainload: 50 connections, 64-byte requests", "req/s", "higher"),
+    "stream-plain": ("echo stream, plainload: 1 connection, 1 MiB writes, checked", "MB/s", "higher"),
+    "connect-plain": ("connection rate, plainload: connect, read daytime, close; 10 threads",
+                      "conn/s", "higher"),
 }
 SCAN = {
     "loopback": "full-port scan (1-65535), loopback: closed ports answer with a RST",
@@ -104,7 +109,7 @@ def from_serve(doc, ceiling):
             if s.get("errors"):
                 notes.append("errors " + ", ".join(s["errors"]))
             e = entry(w, p, unit, better, s.get("median"), s.get("min"), s.get("max"), s["runs"], s["good_runs"])
-            if w == "stream":
+            if w.startswith("stream"):
                 e["fraction_of_ceiling"] = 1.0 if p == "iperf3" else ratio(s.get("median"), ceiling)
                 if p == "iperf3":
                     notes.insert(0, "the ceiling: iperf3 one way (-c, single stream)")
@@ -220,7 +225,7 @@ def main():
         base = next((e["median"] for e in es if e["tool"] == "netsmith"), None)
         for e in es:
             e["ratio_to_netsmith"] = ratio(e["median"], base)
-            if w != "stream" and w != "pipe":
+            if not w.startswith("stream") and w != "pipe":
                 e.pop("fraction_of_ceiling", None)
             if e["workload"].startswith("scan") and e.get("stopped_after_s") and base:
                 e["ratio_to_netsmith_at_least"] = round(e["stopped_after_s"] / base, 2)
@@ -249,7 +254,7 @@ def main():
     cols = f"  {'tool':<13} {'median':>9} {'min-max':>17} {'vs netsmith':>11} {'of iperf3':>9}  notes"
     lines.append(cols)
     for w, title, unit, better, es in groups:
-        unit_s = "MB/s each way" if w == "stream" else ("peak RSS MB" if w == "idle" else
+        unit_s = "MB/s each way" if w.startswith("stream") else ("peak RSS MB" if w == "idle" else
                                                        ("wall s" if unit == "s" else unit))
         lines.append(f"{title} [{unit_s}, {better} is better]")
         for e in es:

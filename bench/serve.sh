@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Servers under load on loopback: netsmith serve against inetd, xinetd,
 # socat, ncat, Python (asyncio and threads) and the canonical tokio echo
-# server, each driven by the same load generator, `netsmith bench`.
+# server, each driven by the same load generator: `netsmith bench`, and for
+# echo, stream and connect also bench/plainload, a second generator that
+# shares nothing with netsmith (std blocking sockets, a writer and a reader
+# thread per connection), so that no figure depends on who measures.
 #
 #   bench/serve.sh                # REPS=3, 4 s per run
 #   REPS=5 DURATION=5 WORKLOADS="echo udp" PEERS="netsmith tokio" bench/serve.sh
@@ -15,6 +18,11 @@
 #            each
 #   idle     IDLE_CONNS (10,000) idle echo connections held open; the
 #            server's peak RSS (VmHWM) is the result
+#   echo-plain, stream-plain, connect-plain
+#            the same servers and loads driven by bench/plainload: 50
+#            connections of 64-byte round trips; one connection of 1 MiB
+#            writes with every echoed byte checked; 10 threads connecting,
+#            reading to EOF, closing
 #
 # One run: a fresh server on a free port of 127.0.0.1 (bounded by
 # `timeout`), the machine idle, then the generator (bounded by `timeout`,
@@ -35,7 +43,7 @@ export LC_ALL=C # a '.' in $EPOCHREALTIME and in awk's numbers
 
 REPS=${REPS:-3}
 DURATION=${DURATION:-4}
-WORKLOADS=${WORKLOADS:-"echo stream connect udp idle"}
+WORKLOADS=${WORKLOADS:-"echo echo-plain stream stream-plain connect connect-plain udp idle"}
 PEERS=${PEERS:-} # empty: every peer of each workload
 GEN_THREADS=${GEN_THREADS:-} # empty: the generator's default (one per core)
 IDLE_CONNS=${IDLE_CONNS:-10000}
@@ -52,6 +60,7 @@ source "$BENCH/lib.sh"
 NETSMITH=$ROOT/target/release/netsmith
 RESULTS=$BENCH/results
 TOKIO_ECHO=$RESULTS/target/release/tokio-echo
+PLAINLOAD=$RESULTS/target/release/plainload
 JSON=$RESULTS/serve.json
 INETD=/usr/sbin/inetutils-inetd
 
@@ -62,6 +71,9 @@ declare -A WORKLOAD_PEERS=(
     [connect]="netsmith inetd xinetd threaded tokio"
     [udp]="netsmith inetd xinetd asyncio tokio"
     [idle]="netsmith tokio"
+    [echo-plain]="netsmith inetd xinetd socat ncat asyncio threaded tokio"
+    [stream-plain]="netsmith inetd xinetd socat ncat asyncio threaded tokio"
+    [connect-plain]="netsmith inetd xinetd threaded tokio"
 )
 
 # ---------------------------------------------------------------- the peers
@@ -165,6 +177,11 @@ iperf3-bidir_server() { iperf3_server "$@"; }
 gen_cmd() {
     local target=127.0.0.1:$3 common=(-d "${DURATION}s" --json --allow-errors)
     [[ -z $GEN_THREADS ]] || common+=(--threads "$GEN_THREADS")
+    case $1 in
+        echo-plain) CMD=("$PLAINLOAD" echo "$target" -c 50 -s 64 -d "$DURATION") && return ;;
+        stream-plain) CMD=("$PLAINLOAD" stream "$target" -d "$DURATION") && return ;;
+        connect-plain) CMD=("$PLAINLOAD" connect "$target" -c 10 -d "$DURATION") && return ;;
+    esac
     case $2 in
         iperf3) CMD=(iperf3 -c 127.0.0.1 -p "$3" -t "$DURATION" -J) ;;
         iperf3-bidir) CMD=(iperf3 -c 127.0.0.1 -p "$3" -t "$DURATION" -J --bidir) ;;
@@ -236,10 +253,13 @@ prepare() {
     find_xinetd
     ((EUID == 0)) || SKIP[xinetd]="needs root (its services run as user root)"
     command -v cargo >/dev/null || die "cargo is needed to build netsmith and bench/tokio-echo"
-    say "building netsmith and bench/tokio-echo (release)"
+    say "building netsmith, bench/tokio-echo and bench/plainload (release)"
     cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" >&2
     cargo build --release --quiet --manifest-path "$BENCH/tokio-echo/Cargo.toml" \
         --target-dir "$RESULTS/target" >&2
+    cargo build --release --quiet --manifest-path "$BENCH/plainload/Cargo.toml" \
+        --target-dir "$RESULTS/target" >&2
+    [[ -x $PLAINLOAD ]] || die "bench/plainload did not build"
     [[ -x $NETSMITH ]] || die "no $NETSMITH"
     [[ -x $TOKIO_ECHO ]] || SKIP[tokio]="tokio-echo did not build"
 }
@@ -277,7 +297,8 @@ start_server() {
     local workload=$1 peer=$2 port=$3 run=$4 proto i
     proto=$(proto_of "$workload")
     mkdir -p "$run.d"
-    "${peer}_server" "$workload" "$port" "$run.d"
+    # a -plain workload runs the same server as the workload it names
+    "${peer}_server" "${workload%-plain}" "$port" "$run.d"
     printf '%s\n' "${CMD[*]}" >"$run.srv.cmd"
     # timeout puts itself and the server in a process group of their own.
     timeout -k 5 "$TIMEOUT" "${CMD[@]}" </dev/null >"$run.srv.out" 2>"$run.srv.err" &
@@ -405,7 +426,7 @@ measure() {
 }
 
 unit_of() {
-    case $1 in
+    case ${1%-plain} in
         echo | udp) echo "req/s" ;;
         stream) echo "MB/s each way" ;;
         connect) echo "conn/s" ;;
@@ -529,7 +550,7 @@ main() {
     local w p rep order='{' sep='' list
     declare -A RUN_PEERS=()
     for w in $WORKLOADS; do
-        [[ -n ${WORKLOAD_PEERS[$w]:-} ]] || die "unknown workload $w (echo stream connect udp idle)"
+        [[ -n ${WORKLOAD_PEERS[$w]:-} ]] || die "unknown workload $w (echo stream connect udp idle, echo-plain stream-plain connect-plain)"
         list=
         for p in ${WORKLOAD_PEERS[$w]}; do
             [[ -z $PEERS || " $PEERS " == *" $p "* || ($p == iperf3-bidir && " $PEERS " == *" iperf3 "*) ]] &&

@@ -54,7 +54,7 @@ def parse(workload, peer, path, rc, err):
         p99=lat.get("p99_ms", "nan"),
         errors=desc,
     )
-    if workload == "stream":
+    if workload.startswith("stream"):
         value = d["mb_per_s_received"]
         if errors or d["bytes_received"] == 0:
             got, sent = d["bytes_received"], d["bytes_sent"]
@@ -146,7 +146,7 @@ def summarize(workload, peer, runs, skipped):
         other_cpu_s=med([r["other_cpu_s"] for r in good]),
         errors=sorted({r["errors"] for r in good if r["errors"]}),
     )
-    if workload == "stream":
+    if workload.startswith("stream"):
         # seconds of server CPU per GB echoed back
         s["server_cpu_s_per_gb"] = med(
             [r["server_cpu_s"] / (r["value"] * r["seconds"] / 1e3)
@@ -193,6 +193,11 @@ TITLES = {
     "stream": ("stream: bench stream -P 1 (1 connection, bulk both ways, echo checked)", "MB/s"),
     "connect": ("connect: bench connect -c 10 against daytime (connect, read to EOF, close)", "conn/s"),
     "udp": ("udp: bench udp -c 16 -s 64 (16 clients, 1 datagram in flight each)", "req/s"),
+    "echo-plain": ("echo-plain: plainload echo -c 50 -s 64 (the second generator: a writer and a "
+                   "reader thread per connection)", "req/s"),
+    "stream-plain": ("stream-plain: plainload stream (1 connection, 1 MiB writes, every byte "
+                     "checked)", "MB/s"),
+    "connect-plain": ("connect-plain: plainload connect -c 10 against daytime", "conn/s"),
 }
 
 
@@ -201,7 +206,7 @@ def print_table(workload, rows, ceiling):
     base = next((s.get("median") for s in rows if s["peer"] == "netsmith"), None)
     print(f"\n{title}")
     head = f"{'peer':<13} {unit + ' (median)':>15} {'min-max':>17} {'vs netsmith':>11}"
-    if workload == "stream":
+    if workload.startswith("stream"):
         head += f" {'of iperf3':>9} {'srv CPU s/GB':>12}"
     else:
         head += f" {'p50 ms':>7} {'p99 ms':>7} {'srv CPU us/req':>14}"
@@ -218,7 +223,7 @@ def print_table(workload, rows, ceiling):
         m = s["median"]
         line = f"{p:<13} {fmt(m, ',.0f'):>15} {fmt(s['min'], ',.0f') + '-' + fmt(s['max'], ',.0f'):>17}"
         line += f" {fmt(m / base if base else None, '.2f'):>11}"
-        if workload == "stream":
+        if workload.startswith("stream"):
             frac = None
             if p == "iperf3":
                 frac = 1.0
