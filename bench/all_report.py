@@ -23,14 +23,14 @@ SOURCES = ("pipe", "serve", "scan")
 # serve.sh's workloads: title, unit, which way is better
 SERVE = {
     "echo": ("echo round trips: 50 connections, 64-byte requests", "req/s", "higher"),
-    "stream": ("echo stream: 1 connection, bulk both ways, checked", "MB/s", "higher"),
-    "connect": ("connection rate: connect, read daytime, close; 10 clients", "conn/s", "higher"),
-    "udp": ("UDP echo: 16 clients, 1 datagram of 64 B in flight each", "req/s", "higher"),
-    # the same loads from the second generator, bench/plainload
+    # each load again from the second generator, bench/plainload
     "echo-plain": ("echo round trips, plainload: 50 connections, 64-byte requests", "req/s", "higher"),
+    "stream": ("echo stream: 1 connection, bulk both ways, checked", "MB/s", "higher"),
     "stream-plain": ("echo stream, plainload: 1 connection, 1 MiB writes, checked", "MB/s", "higher"),
+    "connect": ("connection rate: connect, read daytime, close; 10 clients", "conn/s", "higher"),
     "connect-plain": ("connection rate, plainload: connect, read daytime, close; 10 threads",
                       "conn/s", "higher"),
+    "udp": ("UDP echo: 16 clients, 1 datagram of 64 B in flight each", "req/s", "higher"),
 }
 SCAN = {
     "loopback": "full-port scan (1-65535), loopback: closed ports answer with a RST",
