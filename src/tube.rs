@@ -285,8 +285,13 @@ impl Tube {
         self.newline = if crlf { b"\r\n" } else { b"\n" };
     }
 
-    /// Calls `observer` with every chunk sent and received.
-    pub fn observe(&mut self, observer: Observer) {
+    /// Calls `observer` with every chunk sent and received. Bytes already
+    /// received and not yet taken (a UDP listener's first datagram) are
+    /// passed to it at once, so a transcript misses nothing.
+    pub fn observe(&mut self, mut observer: Observer) {
+        if !self.buf.is_empty() {
+            observer(Direction::Received, &self.buf);
+        }
         self.observer = Some(observer);
     }
 

@@ -357,3 +357,33 @@ fn datagrams_each_send_one_and_answers_read_as_a_stream() {
     out.ok();
     assert_eq!(out.out(), "two\n");
 }
+
+/// `listen udp://...` waits for the first datagram and answers its sender;
+/// the transcript has that first datagram too.
+#[test]
+fn listen_udp_talks_to_the_first_sender() {
+    let dir = tempfile::tempdir().unwrap();
+    let transcript = dir.path().join("t.txt");
+    let mut run = util::spawn(&[
+        "script",
+        "--transcript",
+        transcript.to_str().unwrap(),
+        "-e",
+        "listen udp://127.0.0.1:0; expect \"hello\"; send \"back\"; print \"done\"",
+    ]);
+    let line = run.wait_stderr("listening on udp://");
+    let addr = line.trim().strip_prefix("listening on udp://").unwrap();
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    sock.send_to(b"hello", addr).unwrap();
+    let mut buf = [0u8; 16];
+    let n = sock.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"back");
+    let out = run.finish(std::time::Duration::from_secs(10));
+    out.ok();
+    assert_eq!(out.out(), "done\n", "{}", out.dump());
+    let text = std::fs::read_to_string(&transcript).unwrap();
+    assert!(text.contains("< \"hello\""), "{text}");
+    assert!(text.contains("> \"back\""), "{text}");
+}

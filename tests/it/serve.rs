@@ -1102,6 +1102,35 @@ fn unix_with_tcp_serves_both_and_no_udp() {
     assert!(!out.stderr.contains("/udp)"), "{}", out.dump());
 }
 
+/// Each transport flag adds its transport: `--tcp --udp --unix DIR` serves
+/// all three (once `--tcp` and `--udp` excluded each other).
+#[test]
+fn tcp_udp_and_unix_flags_add_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        &[
+            "--unix",
+            dir.path().to_str().unwrap(),
+            "--tcp",
+            "--udp",
+            "echo=0",
+        ],
+        3,
+    );
+    check_echo_tcp(server.tcp("echo"), b"over tcp").unwrap();
+    assert_eq!(
+        udp_ask(server.udp("echo"), b"over udp").unwrap(),
+        b"over udp"
+    );
+    let s = UnixStream::connect(server.unix("echo")).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    assert_eq!(
+        send_and_read_back(s, Arc::new(b"over unix".to_vec())).unwrap(),
+        b"over unix"
+    );
+    server.stop();
+}
+
 #[test]
 fn port_and_bind_options() {
     let server = Server::start(&["echo", "--port", "0", "--tcp", "--bind", "127.0.0.2"], 1);
