@@ -63,22 +63,39 @@ struct Args {
 
 fn parse() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
-    let mode = it.next().ok_or("usage: plainload echo|stream|connect ADDR [-c N] [-s BYTES] [-d SECS]")?;
+    let mode = it
+        .next()
+        .ok_or("usage: plainload echo|stream|connect ADDR [-c N] [-s BYTES] [-d SECS]")?;
     let addr = it.next().ok_or("give the server's ADDR:PORT")?;
-    let addr = addr.parse().map_err(|_| format!("\"{addr}\": not an IP:PORT"))?;
-    let mut a = Args { conns: if mode == "echo" { 50 } else { 10 }, size: 64, secs: 4.0, mode, addr };
+    let addr = addr
+        .parse()
+        .map_err(|_| format!("\"{addr}\": not an IP:PORT"))?;
+    let mut a = Args {
+        conns: if mode == "echo" { 50 } else { 10 },
+        size: 64,
+        secs: 4.0,
+        mode,
+        addr,
+    };
     while let Some(flag) = it.next() {
         let value = it.next().ok_or(format!("{flag} needs a value"))?;
         let bad = |_| format!("{flag} {value}: not a number");
         match flag.as_str() {
             "-c" => a.conns = value.parse().map_err(bad)?,
             "-s" => a.size = value.parse().map_err(bad)?,
-            "-d" => a.secs = value.parse().map_err(|_| format!("{flag} {value}: not a number"))?,
+            "-d" => {
+                a.secs = value
+                    .parse()
+                    .map_err(|_| format!("{flag} {value}: not a number"))?
+            }
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
     if !["echo", "stream", "connect"].contains(&a.mode.as_str()) {
-        return Err(format!("\"{}\": the modes are echo, stream and connect", a.mode));
+        return Err(format!(
+            "\"{}\": the modes are echo, stream and connect",
+            a.mode
+        ));
     }
     Ok(a)
 }
@@ -100,7 +117,10 @@ fn echo_conn(a: &Args, t: &Totals, stop: &AtomicBool, measuring: &AtomicBool) {
         s.spawn(move || {
             let mut buf = vec![0u8; size];
             for (byte, started) in next {
-                let ok = reader.read_exact(&mut buf).map_err(|e| t.error(kind(&e))).is_ok();
+                let ok = reader
+                    .read_exact(&mut buf)
+                    .map_err(|e| t.error(kind(&e)))
+                    .is_ok();
                 let ok = ok && buf.iter().all(|&b| b == byte) || {
                     if ok {
                         t.error("mismatch");
@@ -277,11 +297,23 @@ fn main() {
         let _ = h.join();
     }
     let ops = t.ops.load(Ordering::Relaxed);
-    let (sent, received) = (t.sent.load(Ordering::Relaxed), t.received.load(Ordering::Relaxed));
+    let (sent, received) = (
+        t.sent.load(Ordering::Relaxed),
+        t.received.load(Ordering::Relaxed),
+    );
     let mut lat = std::mem::take(&mut *t.latencies_us.lock().unwrap());
     lat.sort_unstable();
-    let pct = |q: f64| lat.get(((lat.len() as f64 * q) as usize).min(lat.len().saturating_sub(1))).map_or(0.0, |&us| f64::from(us) / 1000.0);
-    let errors: Vec<String> = t.errors.lock().unwrap().iter().map(|(k, n)| format!("\"{k}\": {n}")).collect();
+    let pct = |q: f64| {
+        lat.get(((lat.len() as f64 * q) as usize).min(lat.len().saturating_sub(1)))
+            .map_or(0.0, |&us| f64::from(us) / 1000.0)
+    };
+    let errors: Vec<String> = t
+        .errors
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(k, n)| format!("\"{k}\": {n}"))
+        .collect();
     println!(
         "{{\"type\": \"result\", \"generator\": \"plainload\", \"workload\": \"{}\", \"duration_s\": {secs:.3}, \
          \"requests\": {ops}, \"requests_per_s\": {:.3}, \"bytes_sent\": {sent}, \"bytes_received\": {received}, \
