@@ -321,3 +321,16 @@ def test_listen_accepts_a_tcp_client_and_a_udp_sender():
             t.send(b"pong")
             assert u.recv(100) == b"pong"
         u.close()
+
+
+def test_listen_on_a_unix_socket_removes_its_file(tmp_path):
+    path = tmp_path / "l.sock"
+    with netsmith.listen(f"unix:{path}") as ls:
+        assert ls.port is None
+        c = socket.socket(socket.AF_UNIX)
+        c.connect(str(path))
+        with ls.accept(timeout=5) as t:
+            c.sendall(b"over unix\n")
+            assert t.recv_line() == b"over unix\n"
+        c.close()
+    assert not path.exists()
