@@ -152,6 +152,11 @@ impl NativeTube {
     }
 }
 
+/// A lock whose holder panicked: the object is unusable.
+fn poisoned<T>(_: T) -> PyErr {
+    PyRuntimeError::new_err("poisoned")
+}
+
 fn bytes(py: Python<'_>, data: Vec<u8>) -> Py<PyBytes> {
     PyBytes::new(py, &data).unbind()
 }
@@ -161,10 +166,7 @@ impl NativeTube {
     /// How long each receive waits, in seconds.
     #[getter]
     fn get_timeout(&self) -> PyResult<f64> {
-        let guard = self
-            .inner
-            .lock()
-            .map_err(|_| PyRuntimeError::new_err("poisoned"))?;
+        let guard = self.inner.lock().map_err(poisoned)?;
         Ok(guard
             .as_ref()
             .map_or(0.0, |(_, t)| t.timeout().as_secs_f64()))
@@ -178,10 +180,7 @@ impl NativeTube {
             .ok_or_else(|| {
                 PyValueError::new_err(format!("timeout {seconds}: give seconds above 0"))
             })?;
-        let mut guard = self
-            .inner
-            .lock()
-            .map_err(|_| PyRuntimeError::new_err("poisoned"))?;
+        let mut guard = self.inner.lock().map_err(poisoned)?;
         if let Some((_, t)) = guard.as_mut() {
             t.set_timeout(timeout);
         }
@@ -191,10 +190,7 @@ impl NativeTube {
     /// What has arrived and not been taken.
     #[getter]
     fn buffered(&self, py: Python<'_>) -> PyResult<Py<PyBytes>> {
-        let guard = self
-            .inner
-            .lock()
-            .map_err(|_| PyRuntimeError::new_err("poisoned"))?;
+        let guard = self.inner.lock().map_err(poisoned)?;
         Ok(bytes(
             py,
             guard
@@ -261,10 +257,7 @@ impl NativeTube {
 
     /// Closes the connection (and ends a spawned program).
     fn close(&self) -> PyResult<()> {
-        let mut guard = self
-            .inner
-            .lock()
-            .map_err(|_| PyRuntimeError::new_err("poisoned"))?;
+        let mut guard = self.inner.lock().map_err(poisoned)?;
         if let Some((rt, tube)) = guard.take() {
             drop(tube);
             if let Ok(rt) = Arc::try_unwrap(rt) {
@@ -327,10 +320,7 @@ impl NativeListener {
                 })
             })
             .transpose()?;
-        let mut guard = self
-            .listening
-            .lock()
-            .map_err(|_| PyRuntimeError::new_err("poisoned"))?;
+        let mut guard = self.listening.lock().map_err(poisoned)?;
         let listening = guard
             .as_mut()
             .ok_or_else(|| PyValueError::new_err("the listener is closed"))?;
@@ -354,10 +344,7 @@ impl NativeListener {
 
     /// Stops listening (a Unix socket's file is removed).
     fn close(&self) -> PyResult<()> {
-        self.listening
-            .lock()
-            .map_err(|_| PyRuntimeError::new_err("poisoned"))?
-            .take();
+        self.listening.lock().map_err(poisoned)?.take();
         Ok(())
     }
 }
@@ -414,10 +401,7 @@ impl NativeScan {
     }
 
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<Row>> {
-        let mut guard = self
-            .inner
-            .lock()
-            .map_err(|_| PyRuntimeError::new_err("poisoned"))?;
+        let mut guard = self.inner.lock().map_err(poisoned)?;
         let (rt, scan, ready) = &mut *guard;
         if ready.is_empty() {
             let batch = block(py, rt, scan.outcomes.recv())?;
@@ -506,11 +490,7 @@ impl NativeService {
     /// period), and returns the totals as JSON lines, one per service;
     /// `None` if already stopped.
     fn stop(&self, py: Python<'_>) -> PyResult<Option<String>> {
-        let running = self
-            .running
-            .lock()
-            .map_err(|_| PyRuntimeError::new_err("poisoned"))?
-            .take();
+        let running = self.running.lock().map_err(poisoned)?.take();
         let Some(Running { rt, stop, served }) = running else {
             return Ok(None);
         };

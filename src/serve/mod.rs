@@ -323,76 +323,69 @@ impl Bound {
             cfg,
             addresses: _,
         } = self;
-        serve(sockets, contexts, files, &cfg, stop).await
-    }
-}
-
-async fn serve(
-    sockets: Vec<(Arc<Ctx>, Socket)>,
-    contexts: Vec<Arc<Ctx>>,
-    files: Vec<bind::SocketFile>,
-    cfg: &ServeConfig,
-    stop: CancellationToken,
-) -> Result<String> {
-    let (max_conns, fd_limit) = crate::server::max_conns(cfg.max_conns, 1);
-    tracing::info!("descriptor limit {fd_limit}, serving at most {max_conns} connections at once");
-
-    // Ports of our own UDP sockets: two of our services (echo=7007,
-    // chargen=7019) must not answer each other either.
-    let own_ports: Arc<[u16]> = sockets
-        .iter()
-        .filter_map(|(_, s)| match s {
-            Socket::Datagram(d) => d.local_addr().ok().map(|a| a.port()),
-            Socket::Stream(..) => None,
-        })
-        .collect();
-    let limit = Arc::new(Semaphore::new(max_conns));
-    let connections = TaskTracker::new();
-    let mut loops = tokio::task::JoinSet::new();
-    for (ctx, socket) in sockets {
-        let (acl, stop) = (cfg.acl.clone(), stop.clone());
-        match socket {
-            Socket::Stream(listener, transport) => {
-                let (limit, connections) = (limit.clone(), connections.clone());
-                let tls = cfg.tls.clone();
-                loops.spawn(async move {
-                    let on = Accepting {
-                        transport,
-                        tls: tls.as_ref(),
-                    };
-                    accept(&listener, on, &ctx, &acl, limit, &connections, &stop).await;
-                });
-            }
-            Socket::Datagram(socket) => {
-                let policy = udp::Policy {
-                    acl,
-                    rate: cfg.udp_rate,
-                    own_ports: own_ports.clone(),
-                };
-                loops.spawn(udp::serve(socket, ctx, policy, stop));
-            }
-        }
-    }
-
-    stop.cancelled().await;
-    while loops.join_next().await.is_some() {}
-    let open = connections.len();
-    if open > 0 {
-        tracing::warn!(
-            "stopping: waiting up to {} for {open} open connections",
-            crate::duration::show(cfg.grace)
+        let (max_conns, fd_limit) = crate::server::max_conns(cfg.max_conns, 1);
+        tracing::info!(
+            "descriptor limit {fd_limit}, serving at most {max_conns} connections at once"
         );
-    }
-    connections.close();
-    tokio::select! {
-        () = connections.wait() => {}
-        () = tokio::time::sleep(cfg.grace) => {
-            tracing::warn!("grace period over: closing {} connections", connections.len());
+
+        // Ports of our own UDP sockets: two of our services (echo=7007,
+        // chargen=7019) must not answer each other either.
+        let own_ports: Arc<[u16]> = sockets
+            .iter()
+            .filter_map(|(_, s)| match s {
+                Socket::Datagram(d) => d.local_addr().ok().map(|a| a.port()),
+                Socket::Stream(..) => None,
+            })
+            .collect();
+        let limit = Arc::new(Semaphore::new(max_conns));
+        let connections = TaskTracker::new();
+        let mut loops = tokio::task::JoinSet::new();
+        for (ctx, socket) in sockets {
+            let (acl, stop) = (cfg.acl.clone(), stop.clone());
+            match socket {
+                Socket::Stream(listener, transport) => {
+                    let (limit, connections) = (limit.clone(), connections.clone());
+                    let tls = cfg.tls.clone();
+                    loops.spawn(async move {
+                        let on = Accepting {
+                            transport,
+                            tls: tls.as_ref(),
+                        };
+                        accept(&listener, on, &ctx, &acl, limit, &connections, &stop).await;
+                    });
+                }
+                Socket::Datagram(socket) => {
+                    let policy = udp::Policy {
+                        acl,
+                        rate: cfg.udp_rate,
+                        own_ports: own_ports.clone(),
+                    };
+                    loops.spawn(udp::serve(socket, ctx, policy, stop));
+                }
+            }
         }
+
+        stop.cancelled().await;
+        while loops.join_next().await.is_some() {}
+        let open = connections.len();
+        if open > 0 {
+            tracing::warn!(
+                "stopping: waiting up to {} for {open} open connections",
+                crate::duration::show(cfg.grace)
+            );
+        }
+        connections.close();
+        tokio::select! {
+            () = connections.wait() => {}
+            () = tokio::time::sleep(cfg.grace) => {
+                tracing::warn!("grace period over: closing {} connections", connections.len());
+            }
+        }
+        drop(files);
+        let totals: Vec<(Service, &Stats)> =
+            contexts.iter().map(|c| (c.service, &c.stats)).collect();
+        Ok(stats::report(&totals, cfg.json))
     }
-    drop(files);
-    let totals: Vec<(Service, &Stats)> = contexts.iter().map(|c| (c.service, &c.stats)).collect();
-    Ok(stats::report(&totals, cfg.json))
 }
 
 /// How a listener's clients arrive: its transport's name, and TLS.

@@ -117,15 +117,16 @@ fn echo_conn(a: &Args, t: &Totals, stop: &AtomicBool, measuring: &AtomicBool) {
         s.spawn(move || {
             let mut buf = vec![0u8; size];
             for (byte, started) in next {
-                let ok = reader
-                    .read_exact(&mut buf)
-                    .map_err(|e| t.error(kind(&e)))
-                    .is_ok();
-                let ok = ok && buf.iter().all(|&b| b == byte) || {
-                    if ok {
-                        t.error("mismatch");
+                let ok = match reader.read_exact(&mut buf) {
+                    Err(e) => {
+                        t.error(kind(&e));
+                        false
                     }
-                    false
+                    Ok(()) if buf.iter().any(|&b| b != byte) => {
+                        t.error("mismatch");
+                        false
+                    }
+                    Ok(()) => true,
                 };
                 if ok && measuring.load(Ordering::Relaxed) {
                     t.ops.fetch_add(1, Ordering::Relaxed);

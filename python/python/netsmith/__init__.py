@@ -48,7 +48,17 @@ def _seconds(value: float) -> str:
     return f"{max(0, round(value * 1000))}ms"
 
 
-class Tube:
+class _Closing:
+    """`with` support: leaving the block calls `close()`."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class Tube(_Closing):
     """A conversation with one peer. Every receive waits at most `timeout`
     seconds; a timeout raises `netsmith.Timeout`, whose `partial` is what
     had arrived, and those bytes stay in the tube for the next receive.
@@ -112,12 +122,6 @@ class Tube:
         """Closes the connection (and ends a spawned program)."""
         self._t.close()
 
-    def __enter__(self) -> "Tube":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
 
 def connect(host: str, port: Optional[int] = None, *, timeout: float = 5.0,
             tls: bool = False, pin: Optional[str] = None, ca: Optional[str] = None,
@@ -140,7 +144,7 @@ def spawn(command: str, *, timeout: float = 5.0) -> Tube:
     return Tube(_native.spawn(command), timeout)
 
 
-class Listener:
+class Listener(_Closing):
     """A bound socket waiting for peers (see `listen`); a context manager
     that closes it on exit."""
 
@@ -156,13 +160,8 @@ class Listener:
         return Tube(self._l.accept(timeout), self._timeout)
 
     def close(self) -> None:
+        """Stops listening (a Unix socket's file is removed)."""
         self._l.close()
-
-    def __enter__(self) -> "Listener":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def listen(port: Union[int, str] = 0, host: str = "127.0.0.1", *, udp: bool = False,
@@ -223,7 +222,7 @@ class Address:
     """as `netsmith serve` prints it: 127.0.0.1:7, udp://..., unix:PATH"""
 
 
-class Service:
+class Service(_Closing):
     """Services running in the background (see `serve`); a context manager
     that stops them on exit."""
 
@@ -275,10 +274,8 @@ class Service:
                 signal.signal(signal.SIGTERM, before)
             self.stop()
 
-    def __enter__(self) -> "Service":
-        return self
-
-    def __exit__(self, *exc) -> None:
+    def close(self) -> None:
+        """`stop()`, for `with`."""
         self.stop()
 
     def __repr__(self) -> str:
