@@ -58,7 +58,7 @@ impl Exchange {
 }
 
 /// One tutorial system, run to its end.
-type System = std::pin::Pin<Box<dyn Future<Output = Result<Exchange>>>>;
+type System = std::pin::Pin<Box<dyn Future<Output = Result<Exchange>> + Send>>;
 
 /// Runs every system and prints both sides; an error if any went wrong.
 pub async fn run() -> Result<()> {

@@ -29,7 +29,8 @@ fn main() -> ExitCode {
     // A pipe (connect, listen) gets one thread for its sockets, and stdin and
     // stdout have their own (see `stdio`): all the parallelism a pipe can
     // use. A server gets a thread per core.
-    let mut builder = match cli.command.worker_threads() {
+    let multi_thread = cli.command.worker_threads();
+    let mut builder = match multi_thread {
         Some(threads) => {
             let mut b = tokio::runtime::Builder::new_multi_thread();
             b.worker_threads(threads);
@@ -44,7 +45,19 @@ fn main() -> ExitCode {
             return ExitCode::from(netsmith::error::exit::USAGE);
         }
     };
-    let result = runtime.block_on(netsmith::run(cli));
+    let result = if multi_thread.is_some() {
+        // The command runs on a worker, not on this thread: a task that an
+        // accept loop spawns from a worker goes to that worker's own queue,
+        // where one spawned from here would go through the shared queue
+        // and wake a worker (a futex and an eventfd write per connection).
+        runtime.block_on(async {
+            tokio::spawn(netsmith::run(cli))
+                .await
+                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+        })
+    } else {
+        runtime.block_on(netsmith::run(cli))
+    };
     // Do not wait for a resolver thread that may still be blocked.
     runtime.shutdown_background();
     match result {
