@@ -162,10 +162,7 @@ impl SessionArgs {
             idle: self.idle_timeout,
             crlf: self.crlf,
             hex: self.hex,
-            label_hex: false,
-            input_pause: session::stdin_pause(),
-            allow_truncation: false,
-            output_eof: false,
+            ..session::Options::default()
         }
     }
 

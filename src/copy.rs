@@ -20,6 +20,13 @@ use crate::net::Stream;
 /// syscalls, small enough to stay in L2 cache.
 pub const BUF_SIZE: usize = 64 * 1024;
 
+/// What a pump's buffer may grow to while every read fills it (a bulk
+/// download, see [`Tap::growing`]). Fewer, larger reads cost the kernel
+/// less per byte on a fast stream: a 1 GiB download through a SOCKS5
+/// proxy went from 1.3 GB/s with 64 KiB reads to 1.9 GB/s with 1 MiB, as
+/// fast as a Python client reading 1 MiB at a time.
+pub const GROWN_BUF_SIZE: usize = 1024 * 1024;
+
 /// Buffers reused so that steady traffic allocates nothing: a fresh 64 KiB
 /// buffer per chunk costs a malloc, a zero-fill and, once the allocator has
 /// returned freed memory to the kernel, a page fault per 4 KiB (measured:
@@ -152,6 +159,8 @@ pub struct Tap<'a> {
     pub counted: Option<(&'a AtomicU64, &'a AtomicU64)>,
     /// The last byte seen was CR (a CRLF may straddle two reads).
     last_cr: bool,
+    /// Reads that fill the buffer double it, up to [`GROWN_BUF_SIZE`].
+    grow: bool,
 }
 
 impl<'a> Tap<'a> {
@@ -164,7 +173,18 @@ impl<'a> Tap<'a> {
             feed: None,
             counted: None,
             last_cr: false,
+            grow: false,
         }
+    }
+
+    /// Lets the pump's buffer grow while reads fill it, up to
+    /// [`GROWN_BUF_SIZE`]: for a connection's one receiving side (a
+    /// session's), not for a server's many, where it would cost each
+    /// streaming client a megabyte.
+    #[must_use]
+    pub fn growing(mut self) -> Self {
+        self.grow = true;
+        self
     }
 
     /// Also records the input side's state in `feed`.
@@ -230,6 +250,7 @@ where
         }
         total += n as u64;
         tap.took(n);
+        let full = n == buf.len();
         let data = if tap.crlf {
             tap.last_cr = lf_to_crlf(&buf[..n], tap.last_cr, &mut converted);
             &converted[..]
@@ -245,6 +266,9 @@ where
         // stdout this is free).
         writer.flush().await.map_err(CopyError::Write)?;
         tap.gave(data.len());
+        if full && tap.grow && buf.len() < GROWN_BUF_SIZE {
+            buf.resize(buf.len() * 2, 0);
+        }
     }
 }
 

@@ -394,6 +394,7 @@ async fn streams(cfg: &ListenConfig, listener: Listener, stdout: &Stdout) -> Res
         let fanout = Fanout::start(&cfg.args);
         let mut opts = cfg.args.options();
         opts.label_hex = true;
+        opts.grow_reads = false;
         opts.allow_truncation = cfg.allow_truncation;
         let opts = Arc::new(opts);
         let limit = Arc::new(tokio::sync::Semaphore::new(max_conns));

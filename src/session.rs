@@ -83,6 +83,10 @@ pub struct Options {
     /// At the peer's EOF, shut the output down too: the output is a
     /// program's stdin (`--exec`), whose end of input is the half-close.
     pub output_eof: bool,
+    /// Let the receiving side's reads grow while the peer streams (see
+    /// [`Tap::growing`]): on for a process's one session, off for
+    /// `listen -k`'s many, which would hold a megabyte per client.
+    pub grow_reads: bool,
 }
 
 impl Default for Options {
@@ -99,6 +103,7 @@ impl Default for Options {
             input_pause: stdin_pause(),
             allow_truncation: false,
             output_eof: false,
+            grow_reads: true,
         }
     }
 }
@@ -146,6 +151,9 @@ where
         opts.hex.then(|| HexDump::new('<', label)),
         Some(activity.clone()),
     );
+    if opts.grow_reads {
+        down_tap = down_tap.growing();
+    }
 
     let up = async {
         if !opts.send {
