@@ -804,7 +804,19 @@ cat $d/err
 fn hardening_17_sighup_removes_the_unix_socket_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("hup.sock");
-    let mut listener = spawn(&["listen", "-U", path.to_str().unwrap()]);
+    // SIGHUP is reset to its default for the listener, so that the test
+    // means the same when the suite itself runs under nohup.
+    let bin = crate::util::bin();
+    let mut listener = crate::util::spawn_cmd(
+        "env",
+        &[
+            "--default-signal=HUP",
+            bin.to_str().unwrap(),
+            "listen",
+            "-U",
+            path.to_str().unwrap(),
+        ],
+    );
     listener.listening();
     assert!(path.exists());
     listener.signal("HUP");
