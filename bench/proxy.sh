@@ -238,14 +238,17 @@ PY
   [[ -z ${PID:-} ]] || { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; PID=; }
 }
 
-# ncat's HTTP proxy passes on nothing from a target that sends and closes
-# at once (0 of 1,000,000 bytes, tried by hand) and loses every qotd
-# answer: its download and connect columns are "-" by its own doing.
+# A run that did not bring exactly SIZE bytes, or no answer at all, is "-".
 TOOLS=${TOOLS:-"netsmith-socks5 microsocks dante netsmith-http ncat relay direct"}
 REPS=${REPS:-3}
+read -ra tools <<<"$TOOLS"
 say "proxy.sh: $REPS rounds, each tool in turn in each round; the table gives medians"
 for ((round = 1; round <= REPS; round++)); do
-  for t in $TOOLS; do
+  # Each round starts one tool later, so that no tool always runs right
+  # after the same one (a proxy that was just stopped can still cost the
+  # next run: dante's processes, freed memory).
+  for ((i = 0; i < ${#tools[@]}; i++)); do
+    t=${tools[(i + round - 1) % ${#tools[@]}]}
     a=$(download "$t" netsmith); b=$(download "$t" python)
     w=$(both_ways "$t")
     c=$(bench_connects "$t")
