@@ -565,4 +565,58 @@ mod tests {
         assert_eq!(n, data.len() as u64);
         assert_eq!(out, data);
     }
+
+    /// A reader over bytes that records how much room each read offered.
+    struct Offered<'a> {
+        data: &'a [u8],
+        sizes: Vec<usize>,
+    }
+
+    impl AsyncRead for Offered<'_> {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            let room = buf.remaining();
+            self.sizes.push(room);
+            std::pin::Pin::new(&mut self.data).poll_read(cx, buf)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_growing_pump_doubles_its_reads_up_to_the_limit_and_loses_nothing() {
+        let data: Vec<u8> = (0..5_000_000u32).map(|i| (i % 251) as u8).collect();
+        for grow in [false, true] {
+            let mut reader = Offered {
+                data: &data,
+                sizes: Vec::new(),
+            };
+            let mut tap = Tap::default();
+            if grow {
+                tap = tap.growing();
+            }
+            let mut out = Vec::new();
+            let n = pump(&mut reader, &mut out, &mut tap).await.unwrap();
+            assert_eq!(n, data.len() as u64);
+            assert_eq!(out, data);
+            let largest = reader.sizes.iter().copied().max().unwrap();
+            if grow {
+                assert_eq!(
+                    &reader.sizes[..6],
+                    &[
+                        BUF_SIZE,
+                        2 * BUF_SIZE,
+                        4 * BUF_SIZE,
+                        8 * BUF_SIZE,
+                        GROWN_BUF_SIZE,
+                        GROWN_BUF_SIZE
+                    ]
+                );
+                assert_eq!(largest, GROWN_BUF_SIZE);
+            } else {
+                assert_eq!(largest, BUF_SIZE);
+            }
+        }
+    }
 }
