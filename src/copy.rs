@@ -279,11 +279,13 @@ where
 /// bytes then go back through a pipe with splice(2), never copied, and it
 /// keeps the pipe (two descriptors, no buffered bytes once drained) for
 /// the rest of its life. The tap's activity and counters apply; CRLF and
-/// hexdump do not.
+/// hexdump do not. After each answer, `look` may give a moment to wait for
+/// the next request without sleeping ([`Stream::look_for_bytes`]).
 pub async fn reflect(
     stream: &mut Stream,
     tap: &mut Tap<'_>,
     pool: &Pool,
+    look: impl Fn() -> Option<Duration>,
 ) -> Result<u64, CopyError> {
     if stream.is_tls() {
         return reflect_tls(stream, tap, pool).await;
@@ -313,6 +315,12 @@ pub async fn reflect(
         pool.give(buf);
         written?;
         tap.gave(n);
+        // The answer is out; a client in a dialogue sends its next request
+        // within microseconds. Looking for it (when `look` says so) keeps
+        // the thread awake; the read below finds it either way.
+        if let Some(window) = look() {
+            stream.look_for_bytes(window);
+        }
         // A full buffer means a stream, not a message: from here on the
         // bytes go back without a copy, unless there is no descriptor left
         // for the pipe or it would be small (then the copy goes on).

@@ -523,22 +523,15 @@ impl Tube {
         let Some(fd) = &self.spin else {
             return Ok(None);
         };
-        let until = std::time::Instant::now() + SPIN;
-        loop {
-            match nix::sys::socket::recv(
-                std::os::fd::AsRawFd::as_raw_fd(fd),
-                &mut self.scratch,
-                nix::sys::socket::MsgFlags::MSG_DONTWAIT,
-            ) {
-                Ok(n) => return Ok(Some(n)),
-                Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => {}
-                Err(e) => return Err(e.into()),
-            }
-            if std::time::Instant::now() >= until {
-                return Ok(None);
-            }
-            std::hint::spin_loop();
-        }
+        let fd = std::os::fd::AsRawFd::as_raw_fd(fd);
+        let scratch = &mut self.scratch;
+        let flags = nix::sys::socket::MsgFlags::MSG_DONTWAIT;
+        crate::net::spin_for(SPIN, || match nix::sys::socket::recv(fd, scratch, flags) {
+            Ok(n) => Some(Ok(n)),
+            Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => None,
+            Err(e) => Some(Err(e.into())),
+        })
+        .transpose()
     }
 
     /// Takes `n` bytes of the scratch buffer into the tube (0: the end).

@@ -20,6 +20,31 @@ pub trait Duplex: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Duplex for T {}
 
+/// Calls `probe` until it has an answer or `window` has passed, without
+/// sleeping in between. On a virtual machine, waking a sleeping thread (an
+/// interrupt to an idle CPU) can cost more than a loopback round trip, so
+/// a side that expects bytes within microseconds looks for them instead.
+/// Only for short windows, on paths where an answer is due.
+pub fn spin_for<T>(window: std::time::Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
+    let until = std::time::Instant::now() + window;
+    for tries in 1u32.. {
+        if let Some(found) = probe() {
+            return Some(found);
+        }
+        if std::time::Instant::now() >= until {
+            return None;
+        }
+        // Now and then the CPU is offered to others: the thread being
+        // waited for may share this CPU.
+        if tries % 4 == 0 {
+            std::thread::yield_now();
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+    None
+}
+
 /// Raises the soft descriptor limit to the hard one (servers and scans
 /// hold a socket per client or probe); returns the limit now in force.
 pub fn raise_fd_limit() -> u64 {

@@ -98,6 +98,28 @@ impl Stream {
         }
     }
 
+    /// Looks for bytes to read (or the end, or an error) for up to
+    /// `window`, without sleeping and without taking them (see
+    /// [`crate::net::spin_for`]): true if there are. The reactor's view is
+    /// untouched, so the next read finds them. Always false on TLS.
+    pub fn look_for_bytes(&self, window: std::time::Duration) -> bool {
+        use nix::errno::Errno;
+        use nix::sys::socket::{MsgFlags, recv};
+        use std::os::fd::AsRawFd;
+        let fd = match self {
+            Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Unix(s) => s.as_raw_fd(),
+            Stream::Tls(_) => return false,
+        };
+        let mut byte = [0u8; 1];
+        let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT;
+        super::spin_for(window, || match recv(fd, &mut byte, flags) {
+            Err(Errno::EAGAIN | Errno::EINTR) => None,
+            Ok(_) | Err(_) => Some(()),
+        })
+        .is_some()
+    }
+
     /// Reads what is there without waiting (`WouldBlock` if nothing is).
     /// Unsupported on TLS.
     pub fn try_read(&self, buf: &mut [u8]) -> std::io::Result<usize> {

@@ -659,6 +659,41 @@ fn echo_tcp_returns_everything_after_the_clients_half_close() {
     server.stop();
 }
 
+/// CPU time (user + system) of process `pid` so far, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit(") ").next().unwrap().split(' ').collect();
+    // utime and stime are fields 14 and 15; 3 is the first after ") ".
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn echo_tcp_a_lone_dialogue_is_answered_and_its_idle_connection_costs_no_cpu() {
+    // A lone connection looks for its next request for a moment after
+    // each answer (LOOK); it must never keep looking once the client is
+    // quiet.
+    let server = Server::start(&["echo=0", "--tcp"], 1);
+    let mut c = connect(server.tcp("echo"));
+    let mut line = [0u8; 12];
+    for i in 0..500u32 {
+        let ask = format!("line {i:06}\n");
+        c.write_all(ask.as_bytes()).unwrap();
+        c.read_exact(&mut line).unwrap();
+        assert_eq!(&line[..], ask.as_bytes());
+    }
+    let pid = server.proc.pid();
+    let before = cpu_ticks(pid);
+    // The measurement window, not a wait for anything.
+    std::thread::sleep(Duration::from_secs(1));
+    let idle = cpu_ticks(pid) - before;
+    assert!(
+        idle <= 10,
+        "the server used {idle} ticks of CPU in 1 s with one idle connection"
+    );
+    drop(c);
+    server.stop();
+}
+
 #[test]
 fn echo_tcp_round_trips_of_16_kib_have_no_delayed_ack_stall() {
     let server = Server::start(&["echo=0", "--tcp"], 1);
