@@ -73,18 +73,14 @@ impl Command {
     /// server, a load generator); `None` for a single-threaded command.
     pub fn worker_threads(&self) -> Option<usize> {
         match self {
-            Command::Serve(_) | Command::Proxy(_) => {
-                Some(std::thread::available_parallelism().map_or(2, std::num::NonZero::get))
-            }
+            Command::Serve(_) | Command::Proxy(_) => Some(crate::runtime::cores()),
             Command::Bench(args) => Some(crate::bench::threads(args)),
             // Each client's program is a process of its own: several
             // threads keep many of them fed at once.
             Command::Listen(args) if args.keep_open && args.exec.given() => {
-                Some(std::thread::available_parallelism().map_or(2, std::num::NonZero::get))
+                Some(crate::runtime::cores())
             }
-            Command::Relay(args) if args.serves_many() => {
-                Some(std::thread::available_parallelism().map_or(2, std::num::NonZero::get))
-            }
+            Command::Relay(args) if args.serves_many() => Some(crate::runtime::cores()),
             _ => None,
         }
     }

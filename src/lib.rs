@@ -44,6 +44,7 @@ pub mod ping;
 pub mod proxy;
 pub mod relay;
 pub mod resolve;
+pub mod runtime;
 pub mod scan;
 pub mod script;
 pub mod serve;

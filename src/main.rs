@@ -30,15 +30,7 @@ fn main() -> ExitCode {
     // stdout have their own (see `stdio`): all the parallelism a pipe can
     // use. A server gets a thread per core.
     let multi_thread = cli.command.worker_threads();
-    let mut builder = match multi_thread {
-        Some(threads) => {
-            let mut b = tokio::runtime::Builder::new_multi_thread();
-            b.worker_threads(threads);
-            b
-        }
-        None => tokio::runtime::Builder::new_current_thread(),
-    };
-    let runtime = match builder.enable_all().build() {
+    let runtime = match netsmith::runtime::build(multi_thread) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("netsmith: cannot start the runtime: {e}");

@@ -37,13 +37,6 @@ create_exception!(
 /// How often a blocking call looks for Ctrl-C.
 const SIGNAL_CHECK: Duration = Duration::from_millis(50);
 
-fn runtime() -> PyResult<Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| PyRuntimeError::new_err(format!("cannot start a runtime: {e}")))
-}
-
 /// Runs `work` on `rt` with the GIL released, waking every
 /// [`SIGNAL_CHECK`] to let Python raise `KeyboardInterrupt`.
 fn block<T: Send>(
@@ -137,7 +130,7 @@ impl NativeTube {
         py: Python<'_>,
         how: impl Future<Output = netsmith::Result<Tube>> + Send,
     ) -> PyResult<Self> {
-        NativeTube::open_on(py, Arc::new(runtime()?), how)
+        NativeTube::open_on(py, Arc::new(runtime(None)?), how)
     }
 
     fn open_on(
@@ -353,7 +346,7 @@ impl NativeListener {
 /// "udp://ADDR:PORT".
 #[pyfunction]
 fn listen(py: Python<'_>, endpoint: String) -> PyResult<NativeListener> {
-    let rt = Arc::new(runtime()?);
+    let rt = Arc::new(runtime(None)?);
     let listening = py
         .detach(|| {
             let _in = rt.enter();
@@ -373,7 +366,7 @@ fn listen(py: Python<'_>, endpoint: String) -> PyResult<NativeListener> {
 /// Every address of `name`, in the order connect tries them.
 #[pyfunction]
 fn resolve(py: Python<'_>, name: String) -> PyResult<Vec<String>> {
-    let rt = runtime()?;
+    let rt = runtime(None)?;
     let work = async move {
         let host = netsmith::endpoint::parse_host(&name)?;
         let answer = netsmith::net::Resolve::default().answer(&host).await?;
@@ -433,7 +426,7 @@ fn scan(
     ports: String,
     authorized: bool,
 ) -> PyResult<NativeScan> {
-    let rt = runtime()?;
+    let rt = runtime(None)?;
     let work = async move { netsmith::scan::start(&targets, &ports, authorized).await };
     let scan = block(py, &rt, work)?.map_err(to_py)?;
     Ok(NativeScan {
@@ -454,17 +447,11 @@ fn command(argv: Vec<String>) -> PyResult<netsmith::cli::Command> {
         .map_err(|e| PyValueError::new_err(netsmith::cli::one_line(&e.render().to_string())))
 }
 
-/// A runtime with a worker thread per core, for servers and load.
-fn threaded_runtime(workers: usize) -> PyResult<Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers.max(1))
-        .enable_all()
-        .build()
+/// A runtime with `workers` threads (`None`: the calling thread alone):
+/// servers and load get one per core, a tube or a scan the one.
+fn runtime(workers: Option<usize>) -> PyResult<Runtime> {
+    netsmith::runtime::build(workers)
         .map_err(|e| PyRuntimeError::new_err(format!("cannot start a runtime: {e}")))
-}
-
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
 }
 
 /// (service, transport, host, port, shown) of one listening socket.
@@ -524,7 +511,7 @@ fn serve(py: Python<'_>, argv: Vec<String>) -> PyResult<NativeService> {
         return Err(PyValueError::new_err("not a serve command line"));
     };
     let cfg = netsmith::serve::ServeConfig::new(args, true).map_err(to_py)?;
-    let rt = threaded_runtime(cores())?;
+    let rt = runtime(Some(netsmith::runtime::cores()))?;
     let bound = py
         .detach(|| {
             let _in = rt.enter();
@@ -560,7 +547,7 @@ fn run_bench(py: Python<'_>, argv: Vec<String>) -> PyResult<(String, u64)> {
     let netsmith::cli::Command::Bench(args) = command(argv)? else {
         return Err(PyValueError::new_err("not a bench command line"));
     };
-    let rt = threaded_runtime(netsmith::bench::threads(&args))?;
+    let rt = runtime(Some(netsmith::bench::threads(&args)))?;
     let interrupt = tokio_util::sync::CancellationToken::new();
     let outcome = block(py, &rt, async {
         netsmith::bench::measure(args, true, &interrupt).await

@@ -176,9 +176,7 @@ impl BenchArgs {
 
 /// Worker threads a bench run should use (`--threads`, or one per core).
 pub fn threads(args: &BenchArgs) -> usize {
-    args.threads()
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, std::num::NonZero::get))
-        .max(1)
+    args.threads().unwrap_or_else(crate::runtime::cores).max(1)
 }
 
 /// Where the load goes.
